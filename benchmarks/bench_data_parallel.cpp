@@ -91,13 +91,19 @@ void row(mf::Strategy& strategy, const char* name, std::shared_ptr<mf::Model> (*
 
 int main(int argc, char** argv) {
   mf::MultiWorkerMirroredStrategy strategy;
-  // --bucket-kib K: gradient bucket size (default 25 MiB: one bucket per model here, no overlap).
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--bucket-kib") strategy.set_bucket_options({.bucket_bytes = std::stoul(argv[i + 1]) << 10});
+  // --bucket-kib K: gradient bucket size; --only mlp|cnn: one model; --scale S: S times the steps.
+  std::string only;
+  int64_t scale = 1;
+  for (int i = 1; i + 1 < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "--bucket-kib") strategy.set_bucket_options({.bucket_bytes = std::stoul(argv[i + 1]) << 10});
+    if (flag == "--only") only = argv[i + 1];
+    if (flag == "--scale") scale = std::max<int64_t>(1, std::stoll(argv[i + 1]));
+  }
   if (strategy.is_chief())
     std::printf("bench_data_parallel: %d ranks, %d threads each, buckets of %zu KiB\n", strategy.num_processes(),
                 mf::num_threads(), strategy.bucket_options().bucket_bytes >> 10);
-  row(strategy, "mlp", mlp, {784}, 128, 40);
-  row(strategy, "cnn", cnn, {28, 28, 1}, 64, 16);
+  if (only.empty() || only == "mlp") row(strategy, "mlp", mlp, {784}, 128, 40 * scale);
+  if (only.empty() || only == "cnn") row(strategy, "cnn", cnn, {28, 28, 1}, 64, 16 * scale);
   return 0;
 }
