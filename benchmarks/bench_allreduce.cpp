@@ -1,4 +1,5 @@
-// All-reduce bus bandwidth: Meshflow's MPI communicator next to raw MPI_Allreduce, same program and buffers.
+// All-reduce bus bandwidth: Meshflow's MPI communicator (without and with call verification) next to
+// raw MPI_Allreduce, same program and buffers.
 //   mpirun --allow-run-as-root --oversubscribe -np 2 ./build/benchmarks/bench_allreduce
 #include <mpi.h>
 
@@ -35,14 +36,16 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main() {
-  auto comm = dist::make_communicator("mpi");  // initializes MPI (MPI_THREAD_MULTIPLE)
+  auto comm = dist::make_communicator("mpi", {.verify_calls = false});  // initializes MPI (MPI_THREAD_MULTIPLE)
+  auto checked = dist::make_communicator("mpi", {.verify_calls = true});
   MPI_Comm raw_comm;
   MPI_Comm_dup(MPI_COMM_WORLD, &raw_comm);
   const int n = comm->size(), rank = comm->rank();
   const double bus_factor = 2.0 * (n - 1) / n;  // nccl-tests: busbw = algbw * 2(n-1)/n
   if (rank == 0) {
     std::printf("all_reduce(sum) f32, %d ranks; busbw = algbw * 2(n-1)/n; 7 alternating runs: median and best\n", n);
-    std::printf("%10s %8s %14s %14s %8s %10s\n", "bytes", "iters", "raw MPI GB/s", "Meshflow GB/s", "ratio", "best ratio");
+    std::printf("%10s %8s %14s %14s %8s %10s %16s %8s\n", "bytes", "iters", "raw MPI GB/s", "Meshflow GB/s", "ratio",
+                "best ratio", "verified GB/s", "ratio");
   }
   for (int64_t bytes = 4 << 10; bytes <= (64 << 20); bytes *= 2) {
     const int64_t count = bytes / 4;
@@ -51,20 +54,24 @@ int main() {
     const int iters = static_cast<int>(std::clamp<int64_t>((256ll << 20) / bytes, 5, 1000));
     auto raw = [&] { MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, MPI_SUM, raw_comm); };
     auto ours = [&] { comm->all_reduce(t, dist::ReduceOp::Sum); };
+    auto verified = [&] { checked->all_reduce(t, dist::ReduceOp::Sum); };
     for (int w = 0; w < 3; ++w) {
       raw();
       ours();
+      verified();
     }
-    std::vector<double> t_raw, t_ours;
+    std::vector<double> t_raw, t_ours, t_verified;
     for (int rep = 0; rep < 7; ++rep) {
       t_raw.push_back(time_per_op(iters, raw));
       t_ours.push_back(time_per_op(iters, ours));
+      t_verified.push_back(time_per_op(iters, verified));
     }
     double bw_raw = bytes / median(t_raw) * bus_factor / 1e9, bw_ours = bytes / median(t_ours) * bus_factor / 1e9;
+    double bw_verified = bytes / median(t_verified) * bus_factor / 1e9;
     double best = *std::min_element(t_raw.begin(), t_raw.end()) / *std::min_element(t_ours.begin(), t_ours.end());
     if (rank == 0)
-      std::printf("%10lld %8d %14.2f %14.2f %7.2fx %9.2fx\n", static_cast<long long>(bytes), iters, bw_raw, bw_ours,
-                  bw_ours / bw_raw, best);
+      std::printf("%10lld %8d %14.2f %14.2f %7.2fx %9.2fx %16.2f %7.2fx\n", static_cast<long long>(bytes), iters, bw_raw,
+                  bw_ours, bw_ours / bw_raw, best, bw_verified, bw_verified / bw_raw);
   }
   MPI_Comm_free(&raw_comm);
   return 0;

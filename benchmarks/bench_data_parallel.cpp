@@ -79,7 +79,14 @@ void row(mf::Strategy& strategy, const char* name, std::shared_ptr<mf::Model> (*
     model = mf::replicate_model(build);
     compile(*model);
   }
+  strategy.reset_step_times();
   double together = samples_per_second(*model, x, y, batch, 3);
+  const mf::StepTimes& t = strategy.step_times();
+  auto per_step = [&](double s) { return 1e3 * s / double(std::max<int64_t>(1, t.steps)); };
+  if (strategy.is_chief())
+    std::printf("%-4s %d-rank step: forward+backward %.2f ms, gradient wait %.2f ms, update %.2f ms (mean of %lld)\n",
+                name, strategy.num_processes(), per_step(t.forward_backward_s), per_step(t.gradient_wait_s),
+                per_step(t.update_s), static_cast<long long>(t.steps));
   if (strategy.is_chief())
     std::printf("%-4s global batch %3lld: 1 rank %8.0f samples/s, %d ranks %8.0f samples/s, ratio %.2fx "
                 "(no-communication bound %.2fx)\n",

@@ -1,6 +1,8 @@
 // Data-parallel steps: replicas, the first sync of their weights, the split of a batch over local
 // replicas, gradient averaging and the sums of metric states across processes.
 
+#include <chrono>
+
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/shape.h"
@@ -104,6 +106,8 @@ std::map<std::string, double> Model::run_replicated_step(const Tensors& x, const
     at += static_cast<int>(count[r]);
   }
   std::vector<detail::ReplicaStep> steps(local);
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point started = Clock::now(), computed, averaged;
   s.run_replicas([&](int r) {
     Model& m = r == 0 ? *this : *rep.others[r - 1];
     auto& trainable = r == 0 ? c.trainable : rep.trainable[r - 1].weights;
@@ -113,9 +117,13 @@ std::map<std::string, double> Model::run_replicated_step(const Tensors& x, const
     const int64_t b = empty ? 0 : begin[r], n = empty ? 1 : count[r];
     steps[r] = detail::ModelInternals::forward_backward(m, c, row_range(x, b, n), row_range(targets, b, n), trainable,
                                                         known, scale);
+    if (r == 0) computed = Clock::now();
     rep.averagers[r]->finish();
+    if (r == 0) averaged = Clock::now();
   });
   optimizer_->step(c.trainable);
+  auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  s.record_step(seconds(started, computed), seconds(computed, averaged), seconds(averaged, Clock::now()));
   for (size_t r = 0; r < rep.others.size(); ++r) {
     for (auto& v : rep.trainable[r].weights) v.zero_grad();
     auto mine = weights();

@@ -14,7 +14,10 @@ std::shared_ptr<dist::Communicator> world() {
   return comm;
 }
 
-TEST(MpiGradBucketer, SmallBucketsF64) { check_bucketed_training(world(), DType::F64, {.bucket_bytes = 64}, 1e-12); }
+TEST(MpiGradBucketer, SmallBucketsF64) {
+  check_bucketed_training(world(), DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Always}, 1e-12);
+  check_bucketed_training(world(), DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Never}, 1e-12);
+}
 
 TEST(MpiGradBucketer, DefaultBucketF32) { check_bucketed_training(world(), DType::F32, {}, 1e-6); }
 

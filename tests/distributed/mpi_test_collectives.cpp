@@ -84,9 +84,9 @@ TEST(MpiCollectives, AsyncWaitTimeoutDoesNotCancel) {
   comm->barrier();
 }
 
-// With verify_calls, a shape or op mismatch throws on every rank, naming each rank's call.
+// With verify_calls (the default), a shape or op mismatch throws on every rank, naming each rank's call.
 TEST(MpiCollectives, MismatchIsCaughtBeforeDataMoves) {
-  auto comm = dist::make_communicator("mpi", {.timeout = std::chrono::milliseconds(10000), .verify_calls = true});
+  auto comm = dist::make_communicator("mpi", {.timeout = std::chrono::milliseconds(10000)});  // verify_calls is on by default
   const int r = comm->rank();
   Tensor t = meshflow::full({r == 0 ? 4 : 5}, 1.0);
   EXPECT_MF_ERROR(comm->all_reduce(t), "collective mismatch", "rank 0 called all_reduce(sum) f32[4]",

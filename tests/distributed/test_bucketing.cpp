@@ -1,9 +1,11 @@
 // GradBucketer on the local backend: bucket layout, overlap with backward, averaged gradients.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <thread>
 
 #include "bucketing_check.h"
+#include "meshflow/core/parallel.h"
 #include "meshflow/distributed/communicator.h"
 
 namespace {
@@ -23,7 +25,7 @@ TEST(GradBucketer, LayoutIsReverseOrderAndDeterministic) {
   auto ps = bucket_model_params(DType::F64);
   // Bytes per param (f64): 120, 24, 56, 8, 32, 24. Reverse: p5 24 | p4 32 -> 56 | p3 8 -> 64 |
   // p2 56 would pass 64: new bucket | p1 24 -> 80 would pass 64: new | p0 120 alone.
-  dist::GradBucketer b(comm, ps, {.bucket_bytes = 64});
+  dist::GradBucketer b(comm, ps, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Always});
   ASSERT_EQ(b.num_buckets(), 4);
   EXPECT_EQ(b.bucket_params(0), (std::vector<size_t>{5, 4, 3}));
   EXPECT_EQ(b.bucket_params(1), (std::vector<size_t>{2}));
@@ -41,7 +43,10 @@ TEST(GradBucketer, StubGivesOwnGradients) {
 class BucketThreads : public ::testing::TestWithParam<int> {};
 
 TEST_P(BucketThreads, AveragedGradientsEqualReference) {
-  on_threads(GetParam(), [](auto comm) { check_bucketed_training(comm, DType::F64, {.bucket_bytes = 64}, 1e-12); });
+  on_threads(GetParam(), [](auto comm) {
+    check_bucketed_training(comm, DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Always}, 1e-12);
+    check_bucketed_training(comm, DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Never}, 1e-12);
+  });
 }
 
 TEST_P(BucketThreads, OneDefaultBucketF32) {
@@ -60,7 +65,7 @@ INSTANTIATE_TEST_SUITE_P(Threads, BucketThreads, ::testing::Values(2, 3, 4));
 TEST(GradBucketer, SecondBackwardBeforeFinishIsNamed) {
   auto comm = dist::make_communicator("stub");
   auto ps = bucket_model_params(DType::F64);
-  dist::GradBucketer b(comm, ps, {.bucket_bytes = 64});
+  dist::GradBucketer b(comm, ps, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Always});
   bucket_model_loss(ps, 0, 0).backward();
   b.finish();  // learns that parameter 5 is unused, so every bucket can now go during backward
   for (auto& p : ps) p.zero_grad();
@@ -68,6 +73,24 @@ TEST(GradBucketer, SecondBackwardBeforeFinishIsNamed) {
   EXPECT_EQ(b.launched_before_finish(), 0);  // step 0: bucket 0 waited for the unused p5, the rest behind it
   EXPECT_MF_ERROR(bucket_model_loss(ps, 0, 1).backward(), "GradBucketer", "arrived after its bucket",
                   "call finish() after each backward");
+}
+
+// Auto overlaps only when this process may run on more cores than it has compute threads.
+TEST(GradBucketer, AutoOverlapFollowsFreeCores) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const int cores = CPU_COUNT(&set), threads = meshflow::num_threads();
+  auto comm = dist::make_communicator("stub");
+  auto ps = bucket_model_params(DType::F64);
+  meshflow::set_num_threads(cores);
+  EXPECT_FALSE(dist::GradBucketer(comm, ps).overlaps()) << cores << " cores, " << cores << " threads";
+  if (cores > 1) {
+    meshflow::set_num_threads(cores - 1);
+    EXPECT_TRUE(dist::GradBucketer(comm, ps).overlaps()) << cores << " cores, " << cores - 1 << " threads";
+  }
+  EXPECT_TRUE(dist::GradBucketer(comm, ps, {.overlap = dist::BucketOverlap::Always}).overlaps());
+  meshflow::set_num_threads(threads);
 }
 
 TEST(GradBucketer, BadParametersAreNamed) {

@@ -12,9 +12,14 @@ namespace meshflow::distributed {
 
 enum class GradCompression { None, BF16, FP16 };
 
+// When full buckets are sent: during backward (Always), at finish() (Never), or during backward
+// only when this process has a core its compute threads leave free (Auto; Note [Bucket overlap]).
+enum class BucketOverlap { Auto, Always, Never };
+
 struct BucketOptions {
   size_t bucket_bytes = 25u << 20;  // a bucket closes before it would pass this (one big param may exceed it)
   GradCompression compression = GradCompression::None;  // halves the bytes on the wire; reduced in f32
+  BucketOverlap overlap = BucketOverlap::Auto;
 };
 
 // Note [Gradient buckets]
@@ -24,7 +29,8 @@ struct BucketOptions {
 // hook copies each gradient into its bucket; when a bucket is full it is all-reduced (avg) at once,
 // and buckets are launched strictly in index order so every rank issues the same collectives in the
 // same order. finish() launches what is left (parameters that got no gradient count as zero),
-// waits, and writes the averaged gradients back with set_grad. A parameter with no gradient in one
+// waits, and sets each parameter's .grad to a view of its averaged slice of the bucket: valid
+// until the next step's gradients arrive (the optimizer consumes and clears it before then). A parameter with no gradient in one
 // step is assumed unused in the next (its zeros are packed up front so its bucket is not held
 // back); if it gets a gradient after its bucket was sent, the hook throws. One backward per
 // finish(), with gradients zeroed before it (hooks see the accumulated .grad).
@@ -37,6 +43,8 @@ class GradBucketer {
 
   // Waits for every bucket and sets each parameter's .grad to the average over ranks.
   void finish();
+  // Whether full buckets go out during backward (BucketOverlap resolved for this process).
+  bool overlaps() const;
 
   int num_buckets() const;
   // Indices into params of the parameters in bucket b, in packing order.

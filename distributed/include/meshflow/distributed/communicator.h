@@ -20,7 +20,9 @@ struct CommOptions {
   // MPI backend: before each collective, exchange a fingerprint of the call (op, dtype, shape,
   // root) in one small extra all-gather, so a rank calling something else makes every rank throw,
   // naming each rank's call, instead of corrupting data or hanging. The local backend always checks.
-  bool verify_calls = false;
+  // It costs one small-message latency per collective (bench_allreduce prints both); turn it off
+  // only for many small collectives whose calls are known to agree.
+  bool verify_calls = true;
 };
 
 // A collective or message in flight. wait() throws meshflow::Error on timeout or failure; a

@@ -15,6 +15,15 @@ namespace meshflow {
 
 class StrategyScope;
 
+// Where this process's data-parallel train steps spent their time (summed over steps; local
+// replica 0's view): forward and backward, waiting for the averaged gradients, and the optimizer.
+struct StepTimes {
+  int64_t steps = 0;
+  double forward_backward_s = 0;
+  double gradient_wait_s = 0;
+  double update_s = 0;
+};
+
 // Note [Replicas]
 // A strategy runs num_replicas_in_sync() replicas of one model: num_local_replicas() in this
 // process (threads, MirroredStrategy) times the number of processes (MultiWorkerMirroredStrategy).
@@ -62,12 +71,23 @@ class Strategy {
   const std::vector<Tensor>& mirrored_variables() const { return mirrored_; }
   void sync_mirrored() { broadcast_from_chief(mirrored_); }
 
+  // Step timing, filled by Model::fit under this strategy; reset_step_times() starts over.
+  const StepTimes& step_times() const { return step_times_; }
+  void reset_step_times() { step_times_ = {}; }
+  void record_step(double forward_backward_s, double gradient_wait_s, double update_s) {
+    step_times_.steps++;
+    step_times_.forward_backward_s += forward_backward_s;
+    step_times_.gradient_wait_s += gradient_wait_s;
+    step_times_.update_s += update_s;
+  }
+
   // Makes this the current strategy of the calling thread until the scope ends.
   StrategyScope scope();
 
  private:
   std::vector<Tensor> mirrored_;
   distributed::BucketOptions bucket_options_;
+  StepTimes step_times_;
 };
 
 // The current strategy of this thread: the innermost active scope(), or null when none.
