@@ -1,9 +1,12 @@
-// Under mpirun: rank 1 throws mid-fit; every other rank's fit fails within the communicator
-// timeout with an error naming rank 1. ctest judges the printed verdicts (Note [Failure verdicts]).
+// Under mpirun: rank 1 throws, hangs or dies mid-fit (argv[1]: throw | hang | exit); every other
+// rank's fit fails within the communicator timeout with an error naming rank 1, its host and the
+// collective. ctest judges the printed verdicts (Note [Failure verdicts]). `exit` needs mpirun's
+// --mca orte_abort_on_non_zero_status 0, or mpirun itself would kill the survivors first.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <thread>
 
 #include "dp_models.h"
@@ -19,14 +22,24 @@ using Clock = std::chrono::steady_clock;
 // alive until a common deadline (mpirun kills the job when the first rank leaves, and rank 1 must
 // still answer the others' "where are you?" queries) and leaves with _exit; ctest passes on the chief's "PASS" line and fails on any "FAIL" line,
 // whatever mpirun's exit code.
-class ThrowAtBatch : public mf::Callback {
+class FailAtBatch : public mf::Callback {
  public:
+  explicit FailAtBatch(std::string mode) : mode_(std::move(mode)) {}
   void on_train_batch_begin(int64_t batch, mf::Logs&) override {
-    if (batch == 3) throw mf::Error("simulated crash of this rank at batch 3");
+    if (batch != 3) return;
+    if (mode_ == "exit") {
+      std::fflush(stdout);
+      _exit(3);  // dies without a word: no verdict line from this rank
+    }
+    if (mode_ == "hang") std::this_thread::sleep_for(std::chrono::seconds(5));  // outlives the peers' timeout
+    throw mf::Error("simulated crash of this rank at batch 3");
   }
+
+ private:
+  std::string mode_;
 };
 
-int run() {
+int run(const std::string& mode) {
   mf::MultiWorkerMirroredStrategy s({.timeout = std::chrono::milliseconds(2000)});
   const int rank = s.process_rank();
   if (s.num_processes() < 2) {
@@ -41,7 +54,7 @@ int run() {
     compile(*model);
   }
   mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0};
-  if (rank == 1) fo.callbacks.push_back(std::make_shared<ThrowAtBatch>());
+  if (rank == 1) fo.callbacks.push_back(std::make_shared<FailAtBatch>(mode));
   auto start = Clock::now();
   std::string message;
   try {
@@ -54,22 +67,28 @@ int run() {
   if (rank == 1) {
     ok = message.find("simulated crash") != std::string::npos;
   } else {
-    ok = message.find("rank 1 (host ") != std::string::npos && message.find("has not reached it") != std::string::npos &&
+    // A live rank (thrown or hung) answers the status query with how far it got; a dead one cannot.
+    const char* how = mode == "exit" ? "did not answer (dead or hung)" : "has not reached it";
+    ok = message.find("1 (host ") != std::string::npos && message.find(how) != std::string::npos &&
          message.find("all_reduce(sum)") != std::string::npos && secs < 4.5;
+    for (int other = 0; other < s.num_processes(); ++other)  // only rank 1 is to blame
+      if (other != 1) ok = ok && message.find(" " + std::to_string(other) + " (host ") == std::string::npos;
   }
   std::printf("%s on rank %d after %.1f s: %s\n", ok ? (rank == 0 ? "PASS" : "ok") : "FAIL", rank, secs,
               message.c_str());
   std::fflush(stdout);
-  std::this_thread::sleep_until(start + std::chrono::seconds(6));
+  std::this_thread::sleep_until(start + std::chrono::seconds(mode == "hang" ? 7 : 6));
   return ok ? 0 : 1;
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   int rc = 1;
+  const std::string mode = argc > 1 ? argv[1] : "throw";
   try {
-    rc = run();
+    if (mode != "throw" && mode != "hang" && mode != "exit") throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit");
+    rc = run(mode);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());
   }

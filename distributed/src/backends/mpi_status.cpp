@@ -43,28 +43,38 @@ MpiStatusChannel::~MpiStatusChannel() {
   if (!mpi_is_finalized()) MPI_Comm_free(&comm_);
 }
 
+// One receive per peer, not one from MPI_ANY_SOURCE: once Open MPI knows a process died, it fails
+// any-source receives on that communicator, and the responder would go deaf to the live peers.
 void MpiStatusChannel::respond() {
-  int64_t query = 0;
-  MPI_Request req;
-  MPI_Status status;
-  MPI_Irecv(&query, 1, MPI_INT64_T, MPI_ANY_SOURCE, kQueryTag, comm_, &req);
+  std::vector<int64_t> query(size_, 0);
+  std::vector<MPI_Request> req(size_, MPI_REQUEST_NULL);
+  for (int p = 0; p < size_; ++p)
+    if (p != rank_) MPI_Irecv(&query[p], 1, MPI_INT64_T, p, kQueryTag, comm_, &req[p]);
   while (!stop_) {
-    int flag = 0;
-    MPI_Test(&req, &flag, &status);
-    if (!flag) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
+    bool answered = false;
+    for (int p = 0; p < size_; ++p) {
+      if (req[p] == MPI_REQUEST_NULL) continue;
+      int flag = 0;
+      if (MPI_Test(&req[p], &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        req[p] = MPI_REQUEST_NULL;  // that peer is gone: stop listening to it
+        continue;
+      }
+      if (!flag) continue;
+      int64_t reply = static_cast<int64_t>(posted_.load());
+      MPI_Request sent;
+      MPI_Isend(&reply, 1, MPI_INT64_T, p, kReplyTagBase + static_cast<int>(query[p] % kReplyTags), comm_, &sent);
+      MPI_Wait(&sent, MPI_STATUS_IGNORE);  // one int64: eager, completes locally
+      MPI_Irecv(&query[p], 1, MPI_INT64_T, p, kQueryTag, comm_, &req[p]);
+      answered = true;
     }
-    int64_t reply = static_cast<int64_t>(posted_.load());
-    MPI_Request sent;
-    MPI_Isend(&reply, 1, MPI_INT64_T, status.MPI_SOURCE, kReplyTagBase + static_cast<int>(query % kReplyTags), comm_,
-              &sent);
-    MPI_Wait(&sent, MPI_STATUS_IGNORE);  // one int64: eager, completes locally
-    MPI_Irecv(&query, 1, MPI_INT64_T, MPI_ANY_SOURCE, kQueryTag, comm_, &req);
+    if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   if (mpi_is_finalized()) return;
-  MPI_Cancel(&req);
-  MPI_Wait(&req, MPI_STATUS_IGNORE);
+  for (auto& r : req)
+    if (r != MPI_REQUEST_NULL) {
+      MPI_Cancel(&r);
+      MPI_Wait(&r, MPI_STATUS_IGNORE);
+    }
 }
 
 std::string MpiStatusChannel::explain(uint64_t seq, std::chrono::milliseconds window) {
@@ -78,20 +88,34 @@ std::string MpiStatusChannel::explain(uint64_t seq, std::chrono::milliseconds wi
     MPI_Isend(&id, 1, MPI_INT64_T, p, kQueryTag, comm_, &sends[p]);
     MPI_Irecv(&replies[p], 1, MPI_INT64_T, p, tag, comm_, &recvs[p]);
   }
+  // Each request on its own: MPI_Testall stops short when one peer is dead, hiding the live ones.
+  std::vector<bool> failed(size_, false);
   const auto deadline = std::chrono::steady_clock::now() + window;
   for (;;) {
-    int all = 0;
-    MPI_Testall(size_, recvs.data(), &all, MPI_STATUSES_IGNORE);
-    if (all || std::chrono::steady_clock::now() >= deadline) break;
+    bool pending = false;
+    for (int p = 0; p < size_; ++p) {
+      if (recvs[p] == MPI_REQUEST_NULL) continue;
+      int flag = 0;
+      if (MPI_Test(&recvs[p], &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        failed[p] = true;  // MPI knows this peer is gone
+        recvs[p] = MPI_REQUEST_NULL;
+      } else if (!flag) {
+        pending = true;
+      }
+    }
+    if (!pending || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  MPI_Waitall(size_, sends.data(), MPI_STATUSES_IGNORE);  // one int64 each: eager, complete locally
+  for (int p = 0; p < size_; ++p)  // one int64 each: eager, complete locally (or fail for a dead peer)
+    if (sends[p] != MPI_REQUEST_NULL) MPI_Wait(&sends[p], MPI_STATUS_IGNORE);
   std::string behind, silent;
   for (int p = 0; p < size_; ++p) {
     if (p == rank_) continue;
-    if (recvs[p] != MPI_REQUEST_NULL) {  // no answer: give up on it
-      MPI_Cancel(&recvs[p]);
-      MPI_Wait(&recvs[p], MPI_STATUS_IGNORE);
+    if (failed[p] || recvs[p] != MPI_REQUEST_NULL) {  // no answer: give up on it
+      if (recvs[p] != MPI_REQUEST_NULL) {
+        MPI_Cancel(&recvs[p]);
+        MPI_Wait(&recvs[p], MPI_STATUS_IGNORE);
+      }
       silent += (silent.empty() ? "" : ", ") + std::to_string(p) + " (host " + hosts_[p] + ")";
     } else if (replies[p] < static_cast<int64_t>(seq)) {
       behind += (behind.empty() ? "" : "; ") + std::string("rank ") + std::to_string(p) + " (host " + hosts_[p] +
