@@ -4,10 +4,12 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "comm_util.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/parallel.h"
+#include "meshflow/distributed/world.h"
 
 namespace meshflow::distributed {
 
@@ -117,13 +119,26 @@ DType wire_dtype(DType param, GradCompression c) {
 // cores all run compute threads, that thread takes a core from backward (the kernel lets a woken
 // thread preempt the running one) and stretches the step more than the overlap saves: measured
 // on 2 ranks of 1 thread each, one core per rank, the MLP step went from 3.0 to 4.4 ms. Auto
-// overlaps only when the cores this process may run on outnumber its compute threads.
+// overlaps only when this process's share of the cores outnumbers its compute threads: the cores
+// it is bound to, or, when it may run anywhere (mpirun --bind-to none), the machine's cores
+// divided among the ranks on this host.
 bool resolve_overlap(BucketOverlap o) {
   if (o != BucketOverlap::Auto) return o == BucketOverlap::Always;
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof(set), &set) != 0) return true;
-  return CPU_COUNT(&set) > num_threads();
+  int cores = CPU_COUNT(&set);
+  const int online = static_cast<int>(std::thread::hardware_concurrency());
+  if (cores >= online) {
+    int ranks_here = 1;
+    try {
+      ranks_here = std::max(1, detect_world().local_size);
+    } catch (const Error&) {
+      // a malformed launcher variable is reported by whoever builds the world; assume one rank here
+    }
+    cores = std::max(1, online / ranks_here);
+  }
+  return cores > num_threads();
 }
 
 }  // namespace
