@@ -115,6 +115,7 @@ std::map<std::string, double> Model::run_replicated_step(const Tensors& x, const
                                                         known, scale);
     rep.averagers[r]->finish();
   });
+  observe_gradients(c.trainable);
   optimizer_->step(c.trainable);
   for (size_t r = 0; r < rep.others.size(); ++r) {
     for (auto& v : rep.trainable[r].weights) v.zero_grad();

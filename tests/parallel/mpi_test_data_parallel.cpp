@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "dp_models.h"
+#include "test_util.h"
 
 namespace {
 
@@ -71,6 +72,44 @@ TEST(MultiWorkerMirrored, MlpEqualsSingleProcessWithoutShuffle) { expect_equival
 TEST(MultiWorkerMirrored, MlpEqualsSingleProcessWithShuffle) { expect_equivalent({mlp, {6}, true}); }
 TEST(MultiWorkerMirrored, CnnEqualsSingleProcessWithoutShuffle) { expect_equivalent({cnn, {6, 6, 2}, false}); }
 TEST(MultiWorkerMirrored, CnnEqualsSingleProcessWithShuffle) { expect_equivalent({cnn, {6, 6, 2}, true}); }
+
+// fit(Dataset): every rank iterates the same pipeline; each batch is a global batch split over the
+// ranks. 49 shuffled rows in batches of 8 end with a batch of 1 (3 ranks: two get a placeholder).
+TEST(MultiWorkerMirrored, FitOnADatasetEqualsSingleProcess) {
+  auto& s = strategy();
+  auto [x, y] = data(49, {6}, 13);
+  auto pipeline = [&] { return mf::Dataset::from_tensors({x}, {y}).shuffle(49, 3).batch(8); };
+  std::shared_ptr<mf::Model> dist;
+  {
+    auto scope = s.scope();
+    dist = mf::replicate_model(mlp);
+    compile(*dist);
+  }
+  set_known_weights(*dist, x, 0.05 * s.process_rank());
+  auto reference = mlp();
+  compile(*reference);
+  set_known_weights(*reference, x, 0.0);
+  mf::Dataset dd = pipeline(), dr = pipeline();
+  mf::History hd = dist->fit(dd, {.epochs = 3, .verbose = 0});
+  mf::History hr = reference->fit(dr, {.epochs = 3, .verbose = 0});
+  EXPECT_TRUE(histories_near(hd, hr, 1e-10));
+  EXPECT_TRUE(weights_near(*dist, *reference, 1e-10));
+  for (const auto& [k, v] : hd.history) {
+    std::vector<Tensor> t{mf::from_vector(v, {int64_t(v.size())}, {.dtype = DType::F64})};
+    s.broadcast_from_chief(t);
+    EXPECT_EQ(t[0].to_vector<double>(), v) << k;
+  }
+  // steps_per_epoch runs epochs across passes (7 batches a pass, 4 per epoch).
+  hd = dist->fit(dd, {.epochs = 2, .verbose = 0, .steps_per_epoch = 4});
+  hr = reference->fit(dr, {.epochs = 2, .verbose = 0, .steps_per_epoch = 4});
+  EXPECT_TRUE(histories_near(hd, hr, 1e-10));
+  EXPECT_TRUE(weights_near(*dist, *reference, 1e-10));
+
+  // Ranks whose pipelines differ in length are told so together, before any step (no hang).
+  mf::Dataset sharded = mf::Dataset::from_tensors({x}, {y}).shard(s.num_processes(), s.process_rank()).batch(5);
+  mf::Dataset uneven = s.process_rank() == 0 ? mf::Dataset::from_tensors({x}, {y}).batch(5) : sharded;
+  EXPECT_MF_ERROR(dist->fit(uneven, {.epochs = 1, .verbose = 0}), "different numbers of batches", "same pipeline");
+}
 
 TEST(MultiWorkerMirrored, OnlyTheChiefPrints) {
   auto& s = strategy();
