@@ -1,6 +1,9 @@
 // MultiWorkerMirroredStrategy under mpirun (2 and 3 ranks): N-rank fit equals single-process fit
 // on the same global batches; every rank's History is the same; only rank 0 prints.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "dp_models.h"
 #include "test_util.h"
@@ -109,6 +112,26 @@ TEST(MultiWorkerMirrored, FitOnADatasetEqualsSingleProcess) {
   mf::Dataset sharded = mf::Dataset::from_tensors({x}, {y}).shard(s.num_processes(), s.process_rank()).batch(5);
   mf::Dataset uneven = s.process_rank() == 0 ? mf::Dataset::from_tensors({x}, {y}).batch(5) : sharded;
   EXPECT_MF_ERROR(dist->fit(uneven, {.epochs = 1, .verbose = 0}), "different numbers of batches", "same pipeline");
+}
+
+TEST(MultiWorkerMirrored, OnlyTheChiefWritesTensorBoardFiles) {
+  auto& s = strategy();
+  auto [x, y] = data(20, {6}, 4);
+  std::shared_ptr<mf::Model> model;
+  {
+    auto scope = s.scope();
+    model = mf::replicate_model(mlp);
+    compile(*model);
+  }
+  // One folder per rank, so each rank can see what it wrote itself.
+  auto dir = std::filesystem::temp_directory_path() /
+             ("meshflow_tb_chief_" + std::to_string(::getppid()) + "_" + std::to_string(s.process_rank()));
+  std::filesystem::remove_all(dir);
+  auto tb = std::make_shared<mf::callbacks::TensorBoard>(
+      dir.string(), mf::callbacks::TensorBoardOptions{.histogram_freq = 1, .write_grads = true});
+  model->fit({x}, {y}, {.epochs = 2, .batch_size = 8, .verbose = 0, .callbacks = {tb}});
+  EXPECT_EQ(std::filesystem::exists(dir / "train"), s.is_chief()) << dir;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(MultiWorkerMirrored, OnlyTheChiefPrints) {
