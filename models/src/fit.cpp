@@ -1,4 +1,4 @@
-// fit(), evaluate() and predict(): batching, shuffling, validation, callbacks and progress output.
+// fit(x, y), evaluate() and predict() on tensors: batching, shuffling, validation splits, process shares.
 #include <algorithm>
 #include <iostream>
 #include <numeric>
@@ -8,8 +8,8 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/shape.h"
 #include "meshflow/models/model.h"
+#include "fit_loop.h"
 #include "progbar.h"
-#include "replication.h"
 
 namespace meshflow {
 namespace {
@@ -39,40 +39,54 @@ Tensors rows(const Tensors& t, const Tensor& idx, int64_t b, int64_t e) {
   return out;
 }
 
-std::vector<std::pair<std::string, double>> ordered(const Logs& logs) {
-  // Keras prints loss first, then the rest in insertion order; we use loss then alphabetical,
-  // with per-output losses before metrics.
-  std::vector<std::pair<std::string, double>> v;
-  if (logs.count("loss")) v.push_back({"loss", logs.at("loss")});
-  for (const auto& [k, x] : logs)
-    if (k != "loss" && k.size() > 5 && k.rfind("_loss") == k.size() - 5 && k.rfind("val_", 0) != 0) v.push_back({k, x});
-  for (const auto& [k, x] : logs)
-    if (k != "loss" && !(k.size() > 5 && k.rfind("_loss") == k.size() - 5) && k.rfind("val_", 0) != 0) v.push_back({k, x});
-  for (const auto& [k, x] : logs)
-    if (k == "val_loss") v.push_back({k, x});
-  for (const auto& [k, x] : logs)
-    if (k.rfind("val_", 0) == 0 && k != "val_loss") v.push_back({k, x});
-  return v;
-}
-
 void for_each_cb(const std::vector<std::shared_ptr<Callback>>& cbs, const std::function<void(Callback&)>& f) {
   for (const auto& cb : cbs) f(*cb);
 }
 
-// Process p's rows of n split over `parts` like numpy.array_split: [first, first + count).
-std::pair<int64_t, int64_t> share_of(int64_t n, int parts, int p) {
-  const int64_t base = n / parts, extra = n % parts;
-  return {p * base + std::min<int64_t>(p, extra), base + (p < extra ? 1 : 0)};
-}
+// fit(x, y)'s batches: shuffled (or not) index order over the rows, one global batch of
+// batch_size rows per step (the last may be short), this process's array_split share of it.
+class ArrayFeed : public detail::BatchFeed {
+ public:
+  ArrayFeed(Tensors x, Tensors y, const FitOptions& o, int processes, int process)
+      : x_(std::move(x)), y_(std::move(y)), n_(x_[0].size(0)), batch_size_(o.batch_size), shuffle_(o.shuffle),
+        processes_(processes), process_(process), rng_(o.seed), order_(static_cast<size_t>(n_)) {
+    std::iota(order_.begin(), order_.end(), 0);
+  }
+  // The batch order of an epoch depends only on the seed and the epochs before it: replaying the
+  // skipped epochs' shuffles makes a resumed run see the batches an uninterrupted run would.
+  void skip_epochs(int epochs, int64_t steps) override {
+    for (int epoch = 0; epoch < epochs; ++epoch)
+      for (int64_t step = 0; step < steps; ++step) advance();
+  }
+  std::optional<detail::StepBatch> next(int64_t) override {
+    auto [b, e] = advance();
+    const int64_t global_batch = e - b;
+    auto [first, real_rows] = detail::share_of(global_batch, processes_, process_);
+    // A process with no rows this step still takes part, with one placeholder row weighted 0.
+    int64_t pb = b + (real_rows > 0 ? first : 0), pe = pb + std::max<int64_t>(real_rows, 1);
+    Tensor idx;
+    if (shuffle_) idx = from_vector(std::vector<int64_t>(order_.begin() + pb, order_.begin() + pe), {pe - pb});
+    return detail::StepBatch{rows(x_, idx, pb, pe), rows(y_, idx, pb, pe), global_batch, real_rows};
+  }
 
-// Destroys the gradient averagers when fit() ends, however it ends, so their hooks go inert.
-template <typename F>
-struct OnExit {
-  F f;
-  ~OnExit() { f(); }
+ private:
+  // The next global batch's [begin, end) in order_; the cursor carries across epochs when
+  // steps_per_epoch is set, and each pass over the rows starts with a shuffle.
+  std::pair<int64_t, int64_t> advance() {
+    if (cursor_ >= n_) cursor_ = 0;
+    if (cursor_ == 0 && shuffle_) std::shuffle(order_.begin(), order_.end(), rng_);
+    int64_t b = cursor_, e = std::min(n_, cursor_ + batch_size_);
+    cursor_ = e;
+    return {b, e};
+  }
+  Tensors x_, y_;
+  int64_t n_, batch_size_;
+  bool shuffle_;
+  int processes_, process_;
+  std::mt19937_64 rng_;
+  std::vector<int64_t> order_;
+  int64_t cursor_ = 0;
 };
-template <typename F>
-OnExit(F) -> OnExit<F>;
 
 }  // namespace
 
@@ -93,9 +107,6 @@ History Model::fit(const Tensors& x, const Tensors& y, FitOptions o) {
   const int processes = distributed ? strategy_->num_processes() : 1;
   const int process = distributed ? strategy_->process_rank() : 0;
   if (!is_chief()) o.verbose = 0;
-  OnExit drop_averagers{[this] {
-    if (replication_) replication_->averagers.clear();
-  }};
 
   Tensors x_train = x, y_train = y;
   std::optional<std::pair<Tensors, Tensors>> val = o.validation_data;
@@ -111,81 +122,8 @@ History Model::fit(const Tensors& x, const Tensors& y, FitOptions o) {
   const int64_t n = x_train[0].size(0);
   const int64_t full_steps = (n + o.batch_size - 1) / o.batch_size;
   const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : full_steps;
-
-  History history;
-  std::vector<std::shared_ptr<Callback>> cbs = o.callbacks;
-  std::map<std::string, double> params{{"epochs", o.epochs},
-                                       {"steps", double(steps)},
-                                       {"verbose", double(o.verbose)},
-                                       {"do_validation", val ? 1.0 : 0.0},
-                                       {"validation_freq", double(std::max(1, o.validation_freq))}};
-  for (auto& cb : cbs) {
-    cb->set_model(this);
-    cb->set_params(params);
-  }
-  const bool live = detail::stdout_is_terminal();
-  stop_training = false;
-  Logs logs;
-  for_each_cb(cbs, [&](Callback& cb) { cb.on_train_begin(logs); });
-  // A callback that restored a checkpoint (BackupAndRestore) says where training resumes.
-  int first_epoch = o.initial_epoch;
-  for (const auto& cb : cbs) first_epoch = std::max(first_epoch, cb->initial_epoch_override());
-  std::mt19937_64 rng(o.seed);
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  int64_t cursor = 0;  // position in `order`, carried across epochs when steps_per_epoch is set
-  // The batch order of an epoch depends only on the seed and the epochs before it: replaying the
-  // skipped epochs' shuffles makes a resumed run see the batches an uninterrupted run would.
-  for (int epoch = 0; epoch < first_epoch; ++epoch)
-    for (int64_t step = 0; step < steps; ++step) {
-      if (cursor >= n) cursor = 0;
-      if (cursor == 0 && o.shuffle) std::shuffle(order.begin(), order.end(), rng);
-      cursor = std::min(n, cursor + o.batch_size);
-    }
-  for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
-    reset_metrics();
-    Logs epoch_logs;
-    for_each_cb(cbs, [&](Callback& cb) { cb.on_epoch_begin(epoch, epoch_logs); });
-    if (o.verbose) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << "\n";
-    detail::Progbar bar(steps, o.verbose, live, std::cout);
-    Logs step_logs;
-    for (int64_t step = 0; step < steps; ++step) {
-      if (cursor >= n) cursor = 0;
-      if (cursor == 0 && o.shuffle) std::shuffle(order.begin(), order.end(), rng);
-      int64_t b = cursor, e = std::min(n, cursor + o.batch_size);
-      cursor = e;
-      const int64_t global_batch = e - b;
-      auto [first, real_rows] = share_of(global_batch, processes, process);
-      // A process with no rows this step still takes part, with one placeholder row weighted 0.
-      int64_t pb = b + (real_rows > 0 ? first : 0), pe = pb + std::max<int64_t>(real_rows, 1);
-      Tensor idx;
-      if (o.shuffle) idx = from_vector(std::vector<int64_t>(order.begin() + pb, order.begin() + pe), {pe - pb});
-      Logs batch_logs{{"batch", double(step)}, {"size", double(real_rows)}};
-      for_each_cb(cbs, [&](Callback& cb) { cb.on_train_batch_begin(step, batch_logs); });
-      step_logs = distributed ? run_replicated_step(rows(x_train, idx, pb, pe), rows(y_train, idx, pb, pe),
-                                                    global_batch, real_rows)
-                              : run_train_step(rows(x_train, idx, pb, pe), rows(y_train, idx, pb, pe));
-      for_each_cb(cbs, [&](Callback& cb) { cb.on_train_batch_end(step, step_logs); });
-      if (o.verbose == 1 && step + 1 < steps) bar.update(step + 1, ordered(step_logs));
-      if (stop_training && step + 1 < steps) {
-        // A callback asked to stop mid-epoch (TerminateOnNaN): end the epoch here.
-        break;
-      }
-    }
-    reduce_metric_states();
-    epoch_logs = collect_logs();
-    if (val && (epoch + 1) % std::max(1, o.validation_freq) == 0) {
-      auto vl = evaluate(val->first, val->second, {.batch_size = o.batch_size, .verbose = 0, .callbacks = {}});
-      for (const auto& [k, v] : vl) epoch_logs["val_" + k] = v;
-    }
-    if (o.verbose) bar.update(steps, ordered(epoch_logs), true);
-    for_each_cb(cbs, [&](Callback& cb) { cb.on_epoch_end(epoch, epoch_logs); });
-    history.epoch.push_back(epoch);
-    for (const auto& [k, v] : epoch_logs) history.history[k].push_back(v);
-    if (stop_training) break;
-  }
-  for_each_cb(cbs, [&](Callback& cb) { cb.on_train_end(logs); });
-  return history;
+  ArrayFeed feed(x_train, y_train, o, processes, process);
+  return detail::TrainLoop::run(*this, o, feed, {.steps_shown = steps, .step_limit = steps, .validation = val});
 }
 
 std::map<std::string, double> Model::evaluate(const Tensors& x, const Tensors& y, EvaluateOptions o) {
@@ -198,7 +136,7 @@ std::map<std::string, double> Model::evaluate(const Tensors& x, const Tensors& y
   // Under a strategy each process evaluates its share of the rows; the sums are combined below.
   int64_t offset = 0;
   if (strategy_ && strategy_->num_processes() > 1) {
-    auto [first, count] = share_of(nx, strategy_->num_processes(), strategy_->process_rank());
+    auto [first, count] = detail::share_of(nx, strategy_->num_processes(), strategy_->process_rank());
     offset = first;
     nx = count;
   }
@@ -213,7 +151,7 @@ std::map<std::string, double> Model::evaluate(const Tensors& x, const Tensors& y
     for_each_cb(o.callbacks, [&](Callback& cb) { cb.on_test_batch_begin(s, bl); });
     logs = run_test_step(rows(x, Tensor(), offset + b, offset + e), rows(y, Tensor(), offset + b, offset + e));
     for_each_cb(o.callbacks, [&](Callback& cb) { cb.on_test_batch_end(s, logs); });
-    if (o.verbose == 1) bar.update(s + 1, ordered(logs));
+    if (o.verbose == 1) bar.update(s + 1, callbacks::ordered_logs(logs));
   }
   if (strategy_ && strategy_->num_processes() > 1) {
     reduce_metric_states();

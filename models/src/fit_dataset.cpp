@@ -1,33 +1,50 @@
-// fit() and evaluate() on a Dataset of (x, y) batches: the same epochs, callbacks and progress
-// output as the tensor versions in fit.cpp, with batches coming from the pipeline.
+// fit() and evaluate() on a Dataset of (x, y) batches: the epoch driver of fit_loop.cpp fed from
+// the pipeline, each batch a global batch split over the processes.
 #include <iostream>
 
 #include "meshflow/core/error.h"
 #include "meshflow/models/data.h"
 #include "meshflow/models/model.h"
+#include "fit_loop.h"
 #include "progbar.h"
 
 namespace meshflow {
 namespace {
 
-// The order fit.cpp prints logs in: loss, per-output losses, metrics, then val_ entries.
-std::vector<std::pair<std::string, double>> print_order(const Logs& logs) {
-  auto is_output_loss = [](const std::string& k) { return k.size() > 5 && k.rfind("_loss") == k.size() - 5; };
-  std::vector<std::pair<std::string, double>> v;
-  if (logs.count("loss")) v.push_back({"loss", logs.at("loss")});
-  for (int group = 0; group < 4; ++group)
-    for (const auto& [k, x] : logs) {
-      bool val = k.rfind("val_", 0) == 0;
-      bool pick = group == 0   ? !val && k != "loss" && is_output_loss(k)
-                  : group == 1 ? !val && k != "loss" && !is_output_loss(k)
-                  : group == 2 ? k == "val_loss"
-                               : val && k != "val_loss";
-      if (pick) v.push_back({k, x});
-    }
-  return v;
+int64_t batch_size_of(const Tensors& x) { return x.empty() || x[0].dim() == 0 ? 0 : x[0].size(0); }
+
+Tensors row_slice(const Tensors& t, int64_t begin, int64_t end) {
+  Tensors out;
+  for (size_t i = 0; i < t.size(); ++i) out.push_back(t[i].slice(0, begin, end), t.names()[i]);
+  return out;
 }
 
-int64_t batch_size_of(const Tensors& x) { return x.empty() || x[0].dim() == 0 ? 0 : x[0].size(0); }
+// fit(Dataset)'s batches: each element of the pipeline is one global batch, of which this process
+// takes its array_split share (Note [Training under a strategy]). With steps_per_epoch, an epoch
+// that reaches the end of a pass goes on with the next pass (Keras).
+class DatasetFeed : public detail::BatchFeed {
+ public:
+  DatasetFeed(Dataset& data, bool wrap, int processes, int process)
+      : data_(data), wrap_(wrap), processes_(processes), process_(process) {}
+  std::optional<detail::StepBatch> next(int64_t step) override {
+    auto batch = data_.next();
+    if (!batch && wrap_ && step > 0) batch = data_.next();
+    if (!batch) return std::nullopt;
+    const int64_t rows = batch_size_of(batch->first);
+    if (processes_ == 1) return detail::StepBatch{std::move(batch->first), std::move(batch->second), rows, rows};
+    MF_CHECK(rows > 0, "fit(Dataset): a batch has no rows; under ", processes_, " processes each batch is split ",
+             "over them, so it needs a batch dimension");
+    auto [first, real_rows] = detail::share_of(rows, processes_, process_);
+    // A process with no rows of a short batch still takes part, with one placeholder row weighted 0.
+    const int64_t b = real_rows > 0 ? first : 0, e = b + std::max<int64_t>(real_rows, 1);
+    return detail::StepBatch{row_slice(batch->first, b, e), row_slice(batch->second, b, e), rows, real_rows};
+  }
+
+ private:
+  Dataset& data_;
+  bool wrap_;
+  int processes_, process_;
+};
 
 }  // namespace
 
@@ -36,66 +53,32 @@ History Model::fit(Dataset& data, FitOptions o) {
   MF_CHECK(o.epochs >= 0, "fit: epochs must be >= 0, got ", o.epochs);
   MF_CHECK(o.validation_split == 0.0, "fit(Dataset): validation_split cannot split a pipeline; pass ",
            "validation_data or split the data before building the Dataset");
-  MF_CHECK(!replicated(), "fit(Dataset) under a strategy with several replicas is not supported yet: use ",
-           "fit(x, y), which splits each global batch over the replicas");
   if (!is_chief()) o.verbose = 0;
   const int64_t card = data.cardinality();
   MF_CHECK(o.steps_per_epoch > 0 || card != kInfiniteCardinality, "fit(Dataset): the dataset repeats forever; set ",
            "steps_per_epoch so epochs end");
+  // Under a strategy every process iterates the same pipeline and takes its share of each batch,
+  // so all must run the same number of steps: a rank whose data ended early would leave the
+  // others waiting in a gradient all-reduce. Checked once, here, where it is cheap.
+  const bool distributed = replicated();
+  const int processes = distributed ? strategy_->num_processes() : 1;
+  if (processes > 1 && o.steps_per_epoch <= 0) {
+    MF_CHECK(card >= 0, "fit(Dataset) under ", processes, " processes: the dataset's length is unknown, so the ",
+             "processes cannot be sure to take the same number of steps; set steps_per_epoch");
+    std::vector<double> sums{double(card), double(card) * double(card)};
+    strategy_->reduce_sums(sums);
+    MF_CHECK(sums[0] * sums[0] == sums[1] * processes, "fit(Dataset) under ", processes, " processes: the ranks' ",
+             "datasets have different numbers of batches (this rank's: ", card, "); every process must iterate the ",
+             "same pipeline (each batch is split over the processes): do not shard it per rank");
+  }
   const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : card;  // may be unknown (-1)
-
-  History history;
-  std::map<std::string, double> params{{"epochs", o.epochs}, {"steps", double(steps)}, {"verbose", double(o.verbose)}};
-  for (auto& cb : o.callbacks) {
-    cb->set_model(this);
-    cb->set_params(params);
-  }
-  auto each = [&](const std::function<void(Callback&)>& f) {
-    for (const auto& cb : o.callbacks) f(*cb);
-  };
-  const bool live = detail::stdout_is_terminal();
-  stop_training = false;
-  Logs logs;
-  each([&](Callback& cb) { cb.on_train_begin(logs); });
   data.reset();
-  // A callback that restored a checkpoint (BackupAndRestore) says where training resumes.
-  int first_epoch = o.initial_epoch;
-  for (const auto& cb : o.callbacks) first_epoch = std::max(first_epoch, cb->initial_epoch_override());
-  for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
-    reset_metrics();
-    Logs epoch_logs;
-    each([&](Callback& cb) { cb.on_epoch_begin(epoch, epoch_logs); });
-    if (o.verbose) std::cout << "Epoch " << epoch + 1 << "/" << o.epochs << "\n";
-    detail::Progbar bar(std::max<int64_t>(steps, 0), o.verbose, live, std::cout);
-    int64_t step = 0;
-    while (o.steps_per_epoch <= 0 || step < o.steps_per_epoch) {
-      auto batch = data.next();
-      // With steps_per_epoch, epochs run across pass boundaries (Keras): start the next pass.
-      if (!batch && o.steps_per_epoch > 0 && step > 0) batch = data.next();
-      if (!batch) break;
-      Logs batch_logs{{"batch", double(step)}, {"size", double(batch_size_of(batch->first))}};
-      each([&](Callback& cb) { cb.on_train_batch_begin(step, batch_logs); });
-      Logs step_logs = run_train_step(batch->first, batch->second);
-      each([&](Callback& cb) { cb.on_train_batch_end(step, step_logs); });
-      ++step;
-      if (o.verbose == 1 && steps > 0 && step < steps) bar.update(step, print_order(step_logs));
-      if (stop_training) break;
-    }
-    MF_CHECK(step > 0, "fit(Dataset): the dataset yielded no batches in epoch ", epoch + 1);
-    epoch_logs = collect_logs();
-    if (o.validation_data && (epoch + 1) % std::max(1, o.validation_freq) == 0) {
-      auto vl = evaluate(o.validation_data->first, o.validation_data->second,
-                         {.batch_size = o.batch_size, .verbose = 0, .callbacks = {}});
-      for (const auto& [k, v] : vl) epoch_logs["val_" + k] = v;
-    }
-    if (o.verbose) bar.update(steps > 0 ? steps : step, print_order(epoch_logs), true);
-    each([&](Callback& cb) { cb.on_epoch_end(epoch, epoch_logs); });
-    history.epoch.push_back(epoch);
-    for (const auto& [k, v] : epoch_logs) history.history[k].push_back(v);
-    if (stop_training) break;
-  }
-  each([&](Callback& cb) { cb.on_train_end(logs); });
-  return history;
+  DatasetFeed feed(data, o.steps_per_epoch > 0, processes, distributed ? strategy_->process_rank() : 0);
+  return detail::TrainLoop::run(*this, o, feed,
+                                {.steps_shown = steps,
+                                 .step_limit = o.steps_per_epoch > 0 ? o.steps_per_epoch : -1,
+                                 .validation = o.validation_data,
+                                 .caller = "fit(Dataset)"});
 }
 
 std::map<std::string, double> Model::evaluate(Dataset& data, EvaluateOptions o) {
@@ -117,7 +100,7 @@ std::map<std::string, double> Model::evaluate(Dataset& data, EvaluateOptions o) 
     logs = run_test_step(batch->first, batch->second);
     for (const auto& cb : o.callbacks) cb->on_test_batch_end(s, logs);
     ++s;
-    if (o.verbose == 1 && steps > 0) bar.update(s, print_order(logs));
+    if (o.verbose == 1 && steps > 0) bar.update(s, callbacks::ordered_logs(logs));
   }
   // Several processes each evaluate their own pipeline (a shard, or all of it: the means agree).
   if (strategy_ && strategy_->num_processes() > 1) {

@@ -249,5 +249,22 @@ std::shared_ptr<Loss> get(const std::string& name) {
            "huber (huber_loss), binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy");
 }
 
+std::shared_ptr<Loss> from_config(const Json& config) {
+  MF_CHECK(config.is_object() && config.contains("name") && config["name"].is_string(), "a loss config must be a ",
+           "JSON object with a string \"name\", got ", config.dump());
+  const std::string name = config["name"].get<std::string>();
+  auto loss = get(name);  // throws for names it does not know
+  if (loss->name() == "huber_loss") return Huber(config.value("delta", 1.0));
+  if (name.find("rossentropy") != std::string::npos) {
+    CrossentropyOptions o{.from_logits = config.value("from_logits", false),
+                          .label_smoothing = config.value("label_smoothing", 0.0),
+                          .axis = config.value("axis", int64_t(-1))};
+    if (loss->name() == "binary_crossentropy") return BinaryCrossentropy(o);
+    if (loss->name() == "categorical_crossentropy") return CategoricalCrossentropy(o);
+    return SparseCategoricalCrossentropy(o);
+  }
+  return loss;
+}
+
 }  // namespace losses
 }  // namespace meshflow

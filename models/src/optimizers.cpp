@@ -57,7 +57,7 @@ class AdamImpl : public SlotOptimizer {
     c["beta_2"] = o_.beta_2;
     c["epsilon"] = o_.epsilon;
     c["amsgrad"] = o_.amsgrad;
-    if (weight_decay_ > 0) c["weight_decay"] = weight_decay_;
+    if (weight_decay_ > 0 || name() == "adamw") c["weight_decay"] = weight_decay_;
     return c;
   }
 
@@ -153,6 +153,68 @@ std::shared_ptr<Optimizer> get(const std::string& name) {
   if (key == "rmsprop") return RMSprop();
   if (key == "adagrad") return Adagrad();
   MF_THROW("unknown optimizer '", name, "'; known optimizers: sgd, adam, adamw, rmsprop, adagrad");
+}
+
+namespace {
+
+// Reads the options every optimizer shares, then the named fields into `o`.
+template <typename Options>
+Options options_from(const Json& c) {
+  Options o;
+  if (c.contains("learning_rate")) {
+    const Json& lr = c["learning_rate"];
+    if (lr.is_object()) o.schedule = schedules::from_config(lr);
+    else o.learning_rate = lr.get<double>();
+  }
+  o.clipnorm = c.value("clipnorm", 0.0);
+  o.clipvalue = c.value("clipvalue", 0.0);
+  o.global_clipnorm = c.value("global_clipnorm", 0.0);
+  return o;
+}
+
+}  // namespace
+
+std::shared_ptr<Optimizer> from_config(const Json& c) {
+  MF_CHECK(c.is_object() && c.contains("name") && c["name"].is_string(), "an optimizer config must be a JSON object ",
+           "with a string \"name\", got ", c.dump());
+  const std::string name = c["name"].get<std::string>();
+  std::string key = name;
+  std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+  try {
+    if (key == "sgd") {
+      auto o = options_from<SGDOptions>(c);
+      o.momentum = c.value("momentum", 0.0);
+      o.nesterov = c.value("nesterov", false);
+      return SGD(o);
+    }
+    if (key == "adam" || key == "adamw") {
+      auto o = options_from<AdamWOptions>(c);
+      o.beta_1 = c.value("beta_1", 0.9);
+      o.beta_2 = c.value("beta_2", 0.999);
+      o.epsilon = c.value("epsilon", 1e-7);
+      o.amsgrad = c.value("amsgrad", false);
+      if (key == "adam") return Adam(o);
+      o.weight_decay = c.value("weight_decay", 0.004);
+      return AdamW(o);
+    }
+    if (key == "rmsprop") {
+      auto o = options_from<RMSpropOptions>(c);
+      o.rho = c.value("rho", 0.9);
+      o.momentum = c.value("momentum", 0.0);
+      o.epsilon = c.value("epsilon", 1e-7);
+      o.centered = c.value("centered", false);
+      return RMSprop(o);
+    }
+    if (key == "adagrad") {
+      auto o = options_from<AdagradOptions>(c);
+      o.initial_accumulator_value = c.value("initial_accumulator_value", 0.1);
+      o.epsilon = c.value("epsilon", 1e-7);
+      return Adagrad(o);
+    }
+  } catch (const Json::exception& e) {
+    MF_THROW("optimizer '", name, "': a field of its config ", c.dump(), " has the wrong type (", e.what(), ")");
+  }
+  return get(name);  // throws naming the unknown optimizer and the known ones
 }
 
 }  // namespace meshflow::optimizers

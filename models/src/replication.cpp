@@ -121,6 +121,7 @@ std::map<std::string, double> Model::run_replicated_step(const Tensors& x, const
     rep.averagers[r]->finish();
     if (r == 0) averaged = Clock::now();
   });
+  observe_gradients(c.trainable);
   optimizer_->step(c.trainable);
   auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   s.record_step(seconds(started, computed), seconds(computed, averaged), seconds(averaged, Clock::now()));

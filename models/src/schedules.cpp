@@ -125,4 +125,29 @@ std::shared_ptr<LearningRateSchedule> InverseTimeDecay(double initial, int64_t d
   return std::make_shared<InverseTimeDecayImpl>(initial, decay_steps, decay_rate, staircase);
 }
 
+std::shared_ptr<LearningRateSchedule> from_config(const Json& c) {
+  MF_CHECK(c.is_object() && c.contains("class_name") && c["class_name"].is_string(), "a learning-rate schedule ",
+           "config must be a JSON object with a string \"class_name\", got ", c.dump());
+  const std::string kind = c["class_name"].get<std::string>();
+  try {
+    if (kind == "ExponentialDecay")
+      return ExponentialDecay(c.at("initial_learning_rate").get<double>(), c.at("decay_steps").get<int64_t>(),
+                              c.at("decay_rate").get<double>(), c.value("staircase", false));
+    if (kind == "PiecewiseConstantDecay")
+      return PiecewiseConstantDecay(c.at("boundaries").get<std::vector<int64_t>>(),
+                                    c.at("values").get<std::vector<double>>());
+    if (kind == "CosineDecay")
+      return CosineDecay(c.at("initial_learning_rate").get<double>(), c.at("decay_steps").get<int64_t>(),
+                         c.value("alpha", 0.0));
+    if (kind == "InverseTimeDecay")
+      return InverseTimeDecay(c.at("initial_learning_rate").get<double>(), c.at("decay_steps").get<int64_t>(),
+                              c.at("decay_rate").get<double>(), c.value("staircase", false));
+  } catch (const Json::exception& e) {
+    MF_THROW("the ", kind, " schedule config ", c.dump(), " lacks a field or has one of the wrong type (", e.what(),
+             ")");
+  }
+  MF_THROW("unknown learning-rate schedule '", kind, "'; known schedules: ExponentialDecay, PiecewiseConstantDecay, ",
+           "CosineDecay, InverseTimeDecay");
+}
+
 }  // namespace meshflow::schedules

@@ -70,6 +70,7 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 void Model::compile(CompileOptions options) {
+  compile_options_ = options;
   auto c = std::make_shared<Compiled>();
   optimizer_ = options.optimizer.resolve();
   c->outputs = output_names();
@@ -192,6 +193,7 @@ std::map<std::string, double> Model::run_train_step(const Tensors& x, const Tens
   auto& c = *compiled_state_;
   auto step = detail::ModelInternals::forward_backward(*this, c, x, targets_for(y, c.outputs.size()), c.trainable,
                                                       c.have_trainable, 1.0);
+  observe_gradients(c.trainable);
   optimizer_->step(c.trainable);
 
   NoGradGuard no_grad;

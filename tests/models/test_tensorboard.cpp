@@ -259,3 +259,115 @@ TEST(TensorBoard, FunctionalModelGraphHasEachLayersOpsUnderItsName) {
     in_dense += one(tb_test::parse_message(it->second.bytes), 1).bytes.rfind("dense/", 0) == 0;
   EXPECT_GE(in_dense, 2);  // at least the matmul and the relu
 }
+
+namespace {
+
+// The histograms of an event file by tag, as (step, HistogramProto fields).
+std::multimap<std::string, std::pair<int64_t, std::multimap<int, Field>>> histograms_in(const std::string& path) {
+  std::multimap<std::string, std::pair<int64_t, std::multimap<int, Field>>> out;
+  for (const auto& r : records_ok(path)) {
+    auto ev = tb_test::parse_message(r);
+    if (!ev.count(5)) continue;
+    auto v = tb_test::parse_message(one(tb_test::parse_message(one(ev, 5).bytes), 1).bytes);
+    if (!v.count(5)) continue;
+    out.emplace(one(v, 1).bytes,
+                std::make_pair(ev.count(2) ? int64_t(one(ev, 2).varint) : 0, tb_test::parse_message(one(v, 5).bytes)));
+  }
+  return out;
+}
+
+// The gradient of mean((x w + b - y)^2) for one output unit, in float64: {dw (one per feature), db}.
+std::pair<std::vector<double>, double> mse_gradient(const std::vector<double>& x, const std::vector<double>& y,
+                                                    const std::vector<double>& w, double b) {
+  const size_t features = w.size(), n = y.size();
+  std::vector<double> dw(features, 0.0);
+  double db = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double p = b;
+    for (size_t j = 0; j < features; ++j) p += x[i * features + j] * w[j];
+    double d = 2.0 * (p - y[i]) / double(n);
+    for (size_t j = 0; j < features; ++j) dw[j] += d * x[i * features + j];
+    db += d;
+  }
+  return {dw, db};
+}
+
+void expect_histogram_of(const std::multimap<int, Field>& h, const std::vector<double>& values, double tol,
+                         const std::string& what) {
+  double lo = *std::min_element(values.begin(), values.end()), hi = *std::max_element(values.begin(), values.end());
+  double sum = 0, sq = 0;
+  for (double v : values) sum += v, sq += v * v;
+  EXPECT_EQ(one(h, 3).as_double(), double(values.size())) << what;
+  EXPECT_NEAR(one(h, 1).as_double(), lo, tol) << what;
+  EXPECT_NEAR(one(h, 2).as_double(), hi, tol) << what;
+  EXPECT_NEAR(one(h, 4).as_double(), sum, tol) << what;
+  EXPECT_NEAR(one(h, 5).as_double(), sq, tol) << what;
+}
+
+}  // namespace
+
+TEST(TensorBoard, GradientHistogramsMatchTheClosedFormGradient) {
+  // One linear unit, MSE, SGD, one batch per epoch (batch_size = all 12 rows, no shuffle): epoch
+  // 0's gradient is at the initial weights, epoch 1's at the weights after one SGD step.
+  const double lr = 0.05;
+  auto model = cb_test::linear_model(lr);
+  auto data = cb_test::regression_data(12);
+  model->predict_on_batch({data.x});  // builds the weights so the test can read them
+  std::vector<double> w = mf_test::values(model->weights()[0]), x = mf_test::values(data.x),
+                      y = mf_test::values(data.y);
+  double b = mf_test::values(model->weights()[1])[0];
+  const std::string kernel = model->weights()[0].name(), bias = model->weights()[1].name();
+  std::string dir = cb_test::temp_dir("tb_grads");
+  auto tb = std::make_shared<callbacks::TensorBoard>(dir, callbacks::TensorBoardOptions{.histogram_freq = 1,
+                                                                                        .write_grads = true,
+                                                                                        .write_graph = false});
+  model->fit(data.x, data.y, {.epochs = 2, .batch_size = 12, .verbose = 0, .shuffle = false, .callbacks = {tb}});
+  auto histos = histograms_in(only_file(dir + "/train"));
+  ASSERT_EQ(histos.count(kernel + "/gradient"), 2u);
+  ASSERT_EQ(histos.count(bias + "/gradient"), 2u);
+  EXPECT_EQ(histos.count(kernel + "/histogram"), 2u);
+  auto kernel_grads = histos.equal_range(kernel + "/gradient");
+  auto bias_grads = histos.equal_range(bias + "/gradient");
+  for (int64_t epoch = 0; epoch < 2; ++epoch, ++kernel_grads.first, ++bias_grads.first) {
+    auto [dw, db] = mse_gradient(x, y, w, b);
+    EXPECT_EQ(kernel_grads.first->second.first, epoch);
+    EXPECT_EQ(bias_grads.first->second.first, epoch);
+    expect_histogram_of(kernel_grads.first->second.second, dw, 1e-5, "kernel gradient, epoch " + std::to_string(epoch));
+    expect_histogram_of(bias_grads.first->second.second, {db}, 1e-5, "bias gradient, epoch " + std::to_string(epoch));
+    for (size_t j = 0; j < w.size(); ++j) w[j] -= lr * dw[j];  // the SGD step between the epochs
+    b -= lr * db;
+  }
+  // Off: no gradient histograms; and write_grads needs histogram epochs.
+  std::string plain = cb_test::temp_dir("tb_no_grads");
+  model->fit(data.x, data.y, {.epochs = 1, .batch_size = 12, .verbose = 0,
+                              .callbacks = {std::make_shared<callbacks::TensorBoard>(
+                                  plain, callbacks::TensorBoardOptions{.histogram_freq = 1})}});
+  EXPECT_EQ(histograms_in(only_file(plain + "/train")).count(kernel + "/gradient"), 0u);
+  EXPECT_MF_ERROR(callbacks::TensorBoard(dir, {.write_grads = true}), "write_grads", "histogram_freq");
+}
+
+TEST(TensorBoard, GradientHistogramsUnderMirroredStrategyAreTheAveragedGradient) {
+  // Two replicas each see half of the 12-row batch; the histogram is of the averaged gradient,
+  // which is the full batch's: the same closed form as one process.
+  MirroredStrategy strategy({"cpu:0", "cpu:1"});
+  std::shared_ptr<Model> model;
+  {
+    auto scope = strategy.scope();
+    model = replicate_model([] { return std::static_pointer_cast<Model>(cb_test::linear_model(0.05)); });
+  }
+  auto data = cb_test::regression_data(12);
+  model->predict_on_batch({data.x});
+  std::vector<double> w = mf_test::values(model->weights()[0]), x = mf_test::values(data.x),
+                      y = mf_test::values(data.y);
+  double b = mf_test::values(model->weights()[1])[0];
+  std::string dir = cb_test::temp_dir("tb_grads_mirrored");
+  auto tb = std::make_shared<callbacks::TensorBoard>(dir, callbacks::TensorBoardOptions{.histogram_freq = 1,
+                                                                                        .write_grads = true,
+                                                                                        .write_graph = false});
+  model->fit(data.x, data.y, {.epochs = 1, .batch_size = 12, .verbose = 0, .shuffle = false, .callbacks = {tb}});
+  auto histos = histograms_in(only_file(dir + "/train"));
+  auto [dw, db] = mse_gradient(x, y, w, b);
+  ASSERT_EQ(histos.count(model->weights()[0].name() + "/gradient"), 1u);
+  expect_histogram_of(histos.find(model->weights()[0].name() + "/gradient")->second.second, dw, 1e-5, "kernel");
+  expect_histogram_of(histos.find(model->weights()[1].name() + "/gradient")->second.second, {db}, 1e-5, "bias");
+}

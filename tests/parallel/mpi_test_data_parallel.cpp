@@ -1,8 +1,12 @@
 // MultiWorkerMirroredStrategy under mpirun (2 and 3 ranks): N-rank fit equals single-process fit
 // on the same global batches; every rank's History is the same; only rank 0 prints.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "dp_models.h"
+#include "test_util.h"
 
 namespace {
 
@@ -71,6 +75,64 @@ TEST(MultiWorkerMirrored, MlpEqualsSingleProcessWithoutShuffle) { expect_equival
 TEST(MultiWorkerMirrored, MlpEqualsSingleProcessWithShuffle) { expect_equivalent({mlp, {6}, true}); }
 TEST(MultiWorkerMirrored, CnnEqualsSingleProcessWithoutShuffle) { expect_equivalent({cnn, {6, 6, 2}, false}); }
 TEST(MultiWorkerMirrored, CnnEqualsSingleProcessWithShuffle) { expect_equivalent({cnn, {6, 6, 2}, true}); }
+
+// fit(Dataset): every rank iterates the same pipeline; each batch is a global batch split over the
+// ranks. 49 shuffled rows in batches of 8 end with a batch of 1 (3 ranks: two get a placeholder).
+TEST(MultiWorkerMirrored, FitOnADatasetEqualsSingleProcess) {
+  auto& s = strategy();
+  auto [x, y] = data(49, {6}, 13);
+  auto pipeline = [&] { return mf::Dataset::from_tensors({x}, {y}).shuffle(49, 3).batch(8); };
+  std::shared_ptr<mf::Model> dist;
+  {
+    auto scope = s.scope();
+    dist = mf::replicate_model(mlp);
+    compile(*dist);
+  }
+  set_known_weights(*dist, x, 0.05 * s.process_rank());
+  auto reference = mlp();
+  compile(*reference);
+  set_known_weights(*reference, x, 0.0);
+  mf::Dataset dd = pipeline(), dr = pipeline();
+  mf::History hd = dist->fit(dd, {.epochs = 3, .verbose = 0});
+  mf::History hr = reference->fit(dr, {.epochs = 3, .verbose = 0});
+  EXPECT_TRUE(histories_near(hd, hr, 1e-10));
+  EXPECT_TRUE(weights_near(*dist, *reference, 1e-10));
+  for (const auto& [k, v] : hd.history) {
+    std::vector<Tensor> t{mf::from_vector(v, {int64_t(v.size())}, {.dtype = DType::F64})};
+    s.broadcast_from_chief(t);
+    EXPECT_EQ(t[0].to_vector<double>(), v) << k;
+  }
+  // steps_per_epoch runs epochs across passes (7 batches a pass, 4 per epoch).
+  hd = dist->fit(dd, {.epochs = 2, .verbose = 0, .steps_per_epoch = 4});
+  hr = reference->fit(dr, {.epochs = 2, .verbose = 0, .steps_per_epoch = 4});
+  EXPECT_TRUE(histories_near(hd, hr, 1e-10));
+  EXPECT_TRUE(weights_near(*dist, *reference, 1e-10));
+
+  // Ranks whose pipelines differ in length are told so together, before any step (no hang).
+  mf::Dataset sharded = mf::Dataset::from_tensors({x}, {y}).shard(s.num_processes(), s.process_rank()).batch(5);
+  mf::Dataset uneven = s.process_rank() == 0 ? mf::Dataset::from_tensors({x}, {y}).batch(5) : sharded;
+  EXPECT_MF_ERROR(dist->fit(uneven, {.epochs = 1, .verbose = 0}), "different numbers of batches", "same pipeline");
+}
+
+TEST(MultiWorkerMirrored, OnlyTheChiefWritesTensorBoardFiles) {
+  auto& s = strategy();
+  auto [x, y] = data(20, {6}, 4);
+  std::shared_ptr<mf::Model> model;
+  {
+    auto scope = s.scope();
+    model = mf::replicate_model(mlp);
+    compile(*model);
+  }
+  // One folder per rank, so each rank can see what it wrote itself.
+  auto dir = std::filesystem::temp_directory_path() /
+             ("meshflow_tb_chief_" + std::to_string(::getppid()) + "_" + std::to_string(s.process_rank()));
+  std::filesystem::remove_all(dir);
+  auto tb = std::make_shared<mf::callbacks::TensorBoard>(
+      dir.string(), mf::callbacks::TensorBoardOptions{.histogram_freq = 1, .write_grads = true});
+  model->fit({x}, {y}, {.epochs = 2, .batch_size = 8, .verbose = 0, .callbacks = {tb}});
+  EXPECT_EQ(std::filesystem::exists(dir / "train"), s.is_chief()) << dir;
+  std::filesystem::remove_all(dir);
+}
 
 TEST(MultiWorkerMirrored, OnlyTheChiefPrints) {
   auto& s = strategy();

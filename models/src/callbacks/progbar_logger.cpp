@@ -1,4 +1,5 @@
 // ProgbarLogger: Keras's progress output as a callback ("Epoch i/N" and a bar per epoch).
+#include <algorithm>
 #include <iostream>
 
 #include "meshflow/models/callbacks.h"
@@ -40,21 +41,23 @@ double param(const Callback& cb, const char* key, double fallback) {
 void ProgbarLogger::on_train_begin(Logs&) { bar_.reset(); }
 
 void ProgbarLogger::on_epoch_begin(int epoch, Logs&) {
+  batches_seen_ = 0;
   int verbose = static_cast<int>(param(*this, "verbose", 1));
   if (verbose == 0) return;
   auto steps = static_cast<int64_t>(param(*this, "steps", 0));
   *out_ << "Epoch " << epoch + 1 << "/" << static_cast<int>(param(*this, "epochs", 1)) << "\n";
   bool live = out_ == &std::cout && meshflow::detail::stdout_is_terminal();
-  bar_.reset(new Bar{meshflow::detail::Progbar(steps, verbose, live, *out_), steps, verbose});
+  bar_.reset(new Bar{meshflow::detail::Progbar(std::max<int64_t>(steps, 0), verbose, live, *out_), steps, verbose});
 }
 
 void ProgbarLogger::on_train_batch_end(int64_t batch, Logs& logs) {
+  batches_seen_ = batch + 1;
   if (bar_ && bar_->verbose == 1 && batch + 1 < bar_->steps) bar_->bar.update(batch + 1, ordered_logs(logs));
 }
 
 void ProgbarLogger::on_epoch_end(int, Logs& logs) {
   if (!bar_) return;
-  bar_->bar.update(bar_->steps, ordered_logs(logs), true);
+  bar_->bar.update(bar_->steps > 0 ? bar_->steps : batches_seen_, ordered_logs(logs), true);
   bar_.reset();
 }
 

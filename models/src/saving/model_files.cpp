@@ -1,4 +1,5 @@
-// save_model/load_model: a folder with config.json, model.safetensors and optimizer.safetensors.
+// save_model/load_model: a folder with config.json (with the compile settings), model.safetensors
+// and optimizer.safetensors (slots and step).
 #include <filesystem>
 
 #include "meshflow/core/error.h"
@@ -16,6 +17,7 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
   Json config = saving::model_to_config(model);
   config["format"] = "meshflow-model";
   config["meshflow_version"] = version();
+  if (model.compiled()) config["compile_config"] = model.get_compile_config();
   saving::make_folder(folder);
   write_file_atomic((fs::path(folder) / "config.json").string(), config.dump(2) + "\n");
   save_weights(model, (fs::path(folder) / "model.safetensors").string());
@@ -28,7 +30,36 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
   }
 }
 
-std::shared_ptr<Model> load_model(const std::string& folder) {
+namespace {
+
+// Compiles a loaded model as it was saved and gives its optimizer the saved slots and step.
+void restore_training_state(Model& model, const Json& config, const std::string& folder,
+                            const std::string& config_path) {
+  namespace fs = std::filesystem;
+  try {
+    model.compile_from_config(config["compile_config"]);
+  } catch (const std::exception& e) {
+    MF_THROW("'", config_path, "': cannot compile the model as it was saved: ", e.what(),
+             " (load_model(folder, false) loads it uncompiled, to compile yourself)");
+  }
+  const std::string opt_path = (fs::path(folder) / "optimizer.safetensors").string();
+  if (!fs::exists(opt_path)) return;  // saved with include_optimizer = false: a fresh optimizer
+  Json meta;
+  auto slots = read_safetensors(opt_path, &meta);
+  auto opt = model.optimizer();
+  MF_CHECK(meta.value("optimizer", "") == opt->name(), "'", opt_path, "' holds the state of optimizer '",
+           meta.value("optimizer", ""), "' but config.json compiles the model with '", opt->name(), "'");
+  opt->load_state(slots);
+  try {
+    opt->set_iterations(std::stoll(meta.value("iterations", "0")));
+  } catch (const std::exception&) {
+    MF_THROW("'", opt_path, "': the iterations entry '", meta.value("iterations", ""), "' is not a number");
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Model> load_model(const std::string& folder, bool compile) {
   namespace fs = std::filesystem;
   MF_CHECK(fs::is_directory(folder), "load_model: '", folder, "' is not a folder (save_model writes a folder with ",
            "config.json and model.safetensors)");
@@ -50,6 +81,7 @@ std::shared_ptr<Model> load_model(const std::string& folder) {
     throw;
   }
   load_weights(*model, (fs::path(folder) / "model.safetensors").string());
+  if (compile && config.contains("compile_config")) restore_training_state(*model, config, folder, config_path);
   return model;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "meshflow/core/tensor.h"
+#include "meshflow/models/layer.h"  // Variable
 
 namespace meshflow {
 
@@ -39,6 +40,11 @@ class Callback {
   virtual void on_predict_end(Logs&) {}
   virtual void on_predict_batch_begin(int64_t, Logs&) {}
   virtual void on_predict_batch_end(int64_t, Logs&) {}
+  // A Meshflow hook Keras does not have: called by fit() in each training step once the gradients
+  // are final (averaged over every replica and process) and before the optimizer clips, applies
+  // and clears them. variables[i].grad() is the gradient of variables[i] (undefined: none this
+  // step). Look, do not modify; copy what must outlive the call.
+  virtual void on_train_batch_gradients(int64_t /*batch*/, const std::vector<Variable>& /*variables*/) {}
 
   // The epoch fit() should start from, asked after on_train_begin (BackupAndRestore resuming a
   // killed run); -1 leaves FitOptions::initial_epoch as it is.
@@ -189,7 +195,8 @@ class CSVLogger : public Callback {
 
 // Prints Keras's progress: "Epoch i/N", then a bar (live on a terminal, one line per epoch
 // elsewhere) with the batch logs, finished with the epoch logs. Reads "epochs", "steps" and
-// "verbose" from params().
+// "verbose" from params(); with "steps" unknown (<= 0) only the final line is printed. fit() adds
+// one writing to std::cout when verbose != 0 and its callbacks have none (as Keras).
 class ProgbarLogger : public Callback {
  public:
   explicit ProgbarLogger(std::ostream* out = nullptr);  // null: std::cout
@@ -201,6 +208,7 @@ class ProgbarLogger : public Callback {
 
  private:
   std::ostream* out_;
+  int64_t batches_seen_ = 0;  // this epoch's, for the final line when "steps" is unknown
   struct Bar;
   std::unique_ptr<Bar> bar_;
 };

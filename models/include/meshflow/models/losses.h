@@ -50,6 +50,8 @@ std::shared_ptr<Loss> from_function(const std::string& name,
 // "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy".
 // Throws naming the unknown name and listing the known ones.
 std::shared_ptr<Loss> get(const std::string& name);
+// The loss a built-in's get_config() describes (name and options); unknown names throw as get().
+std::shared_ptr<Loss> from_config(const Json& config);
 }  // namespace losses
 
 }  // namespace meshflow

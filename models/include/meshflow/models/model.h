@@ -49,6 +49,7 @@ class MetricsSpec {
   MetricsSpec(std::vector<std::string> names) : all_(std::move(names)) {}                      // NOLINT
   MetricsSpec(std::initializer_list<std::pair<const std::string, std::vector<std::string>>> per_output)  // NOLINT
       : per_output_(per_output) {}
+  MetricsSpec(std::map<std::string, std::vector<std::string>> per_output) : per_output_(std::move(per_output)) {}  // NOLINT
   std::vector<std::string> for_output(const std::string& output) const;
   std::vector<std::string> named_outputs() const;
 
@@ -104,6 +105,7 @@ struct PredictOptions {
 
 namespace detail {
 struct ModelInternals;  // models/src: the replica step reaches the compiled state through it
+struct TrainLoop;       // models/src/fit_loop.cpp: the epoch driver of both fit() overloads
 }
 class Dataset;
 
@@ -119,6 +121,13 @@ class Model : public Layer {
   Tensor call(const Tensor& x) override;
 
   void compile(CompileOptions options);
+  // As Keras 3: the compile settings as JSON, for save_model: {"optimizer": its get_config() (the
+  // learning rate as it is now), "loss": {output: loss config}, "metrics": {output: [names]},
+  // "loss_weights": {output: weight}}; an empty object when the model is not compiled.
+  Json get_compile_config() const;
+  // compile() with the settings get_compile_config() wrote; unknown optimizers, schedules and
+  // losses (custom ones included) throw naming them.
+  void compile_from_config(const Json& config);
   History fit(const Tensors& x, const Tensors& y, FitOptions options = {});
   std::map<std::string, double> evaluate(const Tensors& x, const Tensors& y, EvaluateOptions options = {});
   // Training and evaluation on a Dataset of (x, y) batches (see data.h); options.batch_size,
@@ -165,6 +174,7 @@ class Model : public Layer {
   struct Compiled;
   struct Replication;  // per-replica models and gradient averagers (models/src/replication.h)
   friend struct detail::ModelInternals;
+  friend struct detail::TrainLoop;
   friend std::shared_ptr<Model> replicate_model(const std::function<std::shared_ptr<Model>()>& build);
   std::map<std::string, double> run_train_step(const Tensors& x, const Tensors& y);
   // One step of this process's share x/y of a global batch of `global_batch` rows, of which the
@@ -175,6 +185,11 @@ class Model : public Layer {
   void sync_replicas(const Tensors& sample_x);   // builds every replica, copies rank 0's weights
   void reduce_metric_states();                   // sums metric states over the processes
   std::map<std::string, double> run_test_step(const Tensors& x, const Tensors& y);
+  // Shows a step's final gradients (averaged over replicas, in each variable's grad()) to the
+  // observer fit() installs, just before the optimizer applies and clears them.
+  void observe_gradients(const std::vector<Variable>& trainable) {
+    if (gradient_observer_) gradient_observer_(trainable);
+  }
   std::map<std::string, double> collect_logs(const std::string& prefix = "") const;
   void reset_metrics();
 
@@ -188,6 +203,8 @@ class Model : public Layer {
   std::shared_ptr<Compiled> compiled_state_;
   Strategy* strategy_ = nullptr;
   std::shared_ptr<Replication> replication_;
+  std::function<void(const std::vector<Variable>&)> gradient_observer_;  // set by fit() for its callbacks
+  CompileOptions compile_options_;  // what compile() was given, for save_model's compile config
 };
 
 // Builds a model for data-parallel training: inside a MirroredStrategy scope, build() runs once

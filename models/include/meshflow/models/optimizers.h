@@ -24,6 +24,8 @@ std::shared_ptr<LearningRateSchedule> PiecewiseConstantDecay(std::vector<int64_t
 std::shared_ptr<LearningRateSchedule> CosineDecay(double initial, int64_t decay_steps, double alpha = 0.0);
 std::shared_ptr<LearningRateSchedule> InverseTimeDecay(double initial, int64_t decay_steps, double decay_rate,
                                                        bool staircase = false);
+// The schedule a get_config() describes ({"class_name": "ExponentialDecay", ...}).
+std::shared_ptr<LearningRateSchedule> from_config(const Json& config);
 }  // namespace schedules
 
 struct OptimizerOptions {
@@ -78,6 +80,9 @@ std::shared_ptr<Optimizer> RMSprop(RMSpropOptions options = {});
 std::shared_ptr<Optimizer> Adagrad(AdagradOptions options = {});
 // By Keras name ("sgd", "adam", "adamw", "rmsprop", "adagrad") with Keras's defaults.
 std::shared_ptr<Optimizer> get(const std::string& name);
+// The optimizer an Optimizer::get_config() describes: its "name" (as get()) and options, the
+// learning rate a number or a schedule's config. Throws naming an unknown optimizer or schedule.
+std::shared_ptr<Optimizer> from_config(const Json& config);
 }  // namespace optimizers
 
 }  // namespace meshflow

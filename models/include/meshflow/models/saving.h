@@ -14,12 +14,16 @@ namespace meshflow {
 class Model;
 
 // A whole model in a folder: config.json (Keras-like: class_name + config, layers with their
-// connections), model.safetensors (weights by variable name), and, when include_optimizer and
-// the model is compiled, optimizer.safetensors (slots and the step).
+// connections, and for a compiled model "compile_config": Model::get_compile_config()),
+// model.safetensors (weights by variable name), and, when include_optimizer and the model is
+// compiled, optimizer.safetensors (slots, the step and the optimizer's config).
 void save_model(const Model& model, const std::string& folder, bool include_optimizer = true);
 // Rebuilds a functional or Sequential model (built-in and registered custom layers) and loads
-// its weights. Errors name the file and what is wrong (missing, truncated, unknown layer class).
-std::shared_ptr<Model> load_model(const std::string& folder);
+// its weights. With `compile` (as Keras) a model saved compiled comes back compiled the same way
+// (optimizer with its learning rate, losses, metrics, loss weights) with the optimizer's slots
+// and step, so fit() continues where the saved run stopped. Errors name the file and what is
+// wrong (missing, truncated, unknown layer class, unknown optimizer or loss).
+std::shared_ptr<Model> load_model(const std::string& folder, bool compile = true);
 
 // Weights only, one safetensors file, tensors named by variable name ("dense/kernel").
 void save_weights(const Layer& layer, const std::string& path);

@@ -56,19 +56,24 @@ namespace callbacks {
 
 struct TensorBoardOptions {
   int histogram_freq = 0;             // weight histograms every N epochs (0: none)
+  bool write_grads = false;           // also gradient histograms, in the same epochs (Keras 1's name)
   bool write_graph = true;            // the traced op graph, once at train begin
   std::string update_freq = "epoch";  // "epoch", "batch", or a number of batches as digits
 };
 
 // Logs to log_dir/train and log_dir/validation: "epoch_<metric>" scalars per epoch (val_ keys go
 // to validation without the prefix), "batch_<metric>" per update_freq batches, weight histograms
-// ("<variable name>/histogram") and the graph.
+// ("<variable name>/histogram"), gradient histograms of the epoch's last batch ("<variable
+// name>/gradient": the gradient the optimizer applied, averaged over replicas, before clipping)
+// and the graph. Under a strategy only the chief (Model::is_chief) writes.
 class TensorBoard : public Callback {
  public:
   explicit TensorBoard(std::string log_dir = "logs", TensorBoardOptions options = {});
   ~TensorBoard() override;
   void on_train_begin(Logs& logs) override;
+  void on_epoch_begin(int epoch, Logs& logs) override;
   void on_train_batch_end(int64_t batch, Logs& logs) override;
+  void on_train_batch_gradients(int64_t batch, const std::vector<Variable>& variables) override;
   void on_epoch_end(int epoch, Logs& logs) override;
   void on_train_end(Logs& logs) override;
 
@@ -78,7 +83,11 @@ class TensorBoard : public Callback {
   int64_t batch_every_ = 0;   // 0: epoch-level only
   int64_t global_step_ = 0;
   bool graph_pending_ = false;  // the model is built by the first batch; the graph is written then
+  bool writing_ = false;        // on the chief, between train begin and end
+  bool histogram_epoch_ = false;
+  std::vector<std::pair<std::string, Tensor>> last_grads_;  // copies from this epoch's latest batch
   void write_graph();
+  bool histograms_due(int epoch) const;
   std::unique_ptr<SummaryWriter> train_, validation_;
 };
 
