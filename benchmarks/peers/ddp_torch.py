@@ -21,7 +21,7 @@ def cnn():
                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-CASES = [("mlp", mlp, (784,), 128, 40), ("cnn", cnn, (1, 28, 28), 64, 16)]
+CASES = [("mlp", mlp, (784,), 128, 40), ("mlp", mlp, (784,), 512, 10), ("cnn", cnn, (1, 28, 28), 64, 16)]
 
 
 def epoch_rate(model, x, y, batch, rank, ranks, repeats=3):
@@ -62,7 +62,7 @@ def worker(rank, ranks, results):
         model = nn.parallel.DistributedDataParallel(build())
         rate = epoch_rate(model, x, y, batch, rank, ranks)
         if rank == 0:
-            results[name] = rate
+            results[f"{name}{batch}"] = rate
     dist.destroy_process_group()
 
 
@@ -76,15 +76,16 @@ def main():
         g = torch.Generator().manual_seed(3)
         x = torch.rand((batch * steps,) + sample, generator=g)
         y = (torch.rand(batch * steps, generator=g) * 10).long()
-        alone[name] = epoch_rate(build(), x, y, batch, 0, 1)
+        alone[f"{name}{batch}"] = epoch_rate(build(), x, y, batch, 0, 1)
     with mp.Manager() as manager:
         results = manager.dict()
         mp.spawn(worker, args=(args.ranks, results), nprocs=args.ranks, join=True)
         together = dict(results)
     print(f"torch {torch.__version__} DDP (gloo, 127.0.0.1), {args.ranks} ranks, 1 thread each")
     for name, _, _, batch, _ in CASES:
-        print(f"{name:<4} global batch {batch:3d}: 1 rank {alone[name]:8.0f} samples/s, {args.ranks} ranks "
-              f"{together[name]:8.0f} samples/s, ratio {together[name] / alone[name]:.2f}x")
+        key = f"{name}{batch}"
+        print(f"{name:<4} global batch {batch:3d}: 1 rank {alone[key]:8.0f} samples/s, {args.ranks} ranks "
+              f"{together[key]:8.0f} samples/s, ratio {together[key] / alone[key]:.2f}x")
 
 
 if __name__ == "__main__":
