@@ -26,6 +26,16 @@ class DatasetFeed : public detail::BatchFeed {
  public:
   DatasetFeed(Dataset& data, bool wrap, int processes, int process)
       : data_(data), wrap_(wrap), processes_(processes), process_(process) {}
+  // One pass per epoch: skip the passes (each pass's shuffle depends only on its number). With
+  // steps_per_epoch, epochs cut passes anywhere: draw the skipped batches.
+  void skip_epochs(int epochs, int64_t steps) override {
+    if (!wrap_) {
+      data_.skip_passes(static_cast<uint64_t>(epochs));
+      return;
+    }
+    for (int64_t k = 0; k < int64_t(epochs) * steps; ++k)
+      if (!data_.next()) data_.next();
+  }
   std::optional<detail::StepBatch> next(int64_t step) override {
     auto batch = data_.next();
     if (!batch && wrap_ && step > 0) batch = data_.next();

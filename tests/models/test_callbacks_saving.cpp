@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "callback_fixtures.h"
+#include "meshflow/models/data.h"
 #include "meshflow/models/saving.h"
 
 using namespace meshflow;
@@ -45,28 +46,50 @@ std::shared_ptr<Sequential> built_model() {
 
 }  // namespace
 
+// The same data as a shuffled, batched pipeline: each pass's order depends only on its number.
+Dataset pipeline() {
+  auto data = cb_test::regression_data();
+  return Dataset::from_tensors(data.x, data.y).shuffle(0, 11).batch(16);
+}
+
+// Trains from arrays, or from pipeline() when `dataset`.
+void train(Model& model, bool dataset, std::vector<std::shared_ptr<Callback>> cbs) {
+  auto data = cb_test::regression_data();
+  if (dataset) {
+    Dataset d = pipeline();
+    model.fit(d, fit_options(std::move(cbs)));
+  } else {
+    model.fit(data.x, data.y, fit_options(std::move(cbs)));
+  }
+}
+
 // Run only as the child of KilledRunResumesWithTheSameWeights (MESHFLOW_BACKUP_CHILD names the
-// backup folder): trains with BackupAndRestore until KillAt kills the process.
+// backup folder, MESHFLOW_BACKUP_DATASET=1 trains from the pipeline): trains with
+// BackupAndRestore until KillAt kills the process.
 TEST(BackupAndRestore, ChildTrainsUntilKilled) {
   const char* dir = std::getenv("MESHFLOW_BACKUP_CHILD");
   if (!dir) GTEST_SKIP() << "the child half of BackupAndRestore.KilledRunResumesWithTheSameWeights";
   auto model = built_model();
-  auto data = cb_test::regression_data();
-  model->fit(data.x, data.y, fit_options({std::make_shared<BackupAndRestore>(dir), std::make_shared<KillAt>()}));
+  const char* dataset = std::getenv("MESHFLOW_BACKUP_DATASET");
+  train(*model, dataset && std::string(dataset) == "1",
+        {std::make_shared<BackupAndRestore>(dir), std::make_shared<KillAt>()});
   ADD_FAILURE() << "the child was not killed";
 }
 
-TEST(BackupAndRestore, KilledRunResumesWithTheSameWeights) {
-  auto data = cb_test::regression_data();
-  auto reference = built_model();
-  reference->fit(data.x, data.y, fit_options({}));
+class KilledRun : public ::testing::TestWithParam<bool> {};
 
-  std::string dir = cb_test::temp_dir("backup");
+TEST_P(KilledRun, ResumesWithTheSameWeights) {
+  const bool dataset = GetParam();
+  auto reference = built_model();
+  train(*reference, dataset, {});
+
+  std::string dir = cb_test::temp_dir(dataset ? "backup_dataset" : "backup");
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     // exec at once: the parent's OpenMP threads do not survive fork(), a fresh process is clean.
     setenv("MESHFLOW_BACKUP_CHILD", dir.c_str(), 1);
+    setenv("MESHFLOW_BACKUP_DATASET", dataset ? "1" : "0", 1);
     setenv("OMP_NUM_THREADS", "2", 1);
     execl("/proc/self/exe", "child", "--gtest_filter=BackupAndRestore.ChildTrainsUntilKilled", (char*)nullptr);
     _exit(127);
@@ -80,7 +103,7 @@ TEST(BackupAndRestore, KilledRunResumesWithTheSameWeights) {
   auto resumed = built_model();
   auto recorder = std::make_shared<cb_test::Recorder>();
   // The rerun is the same program: fit() learns from the callback where to resume.
-  resumed->fit(data.x, data.y, fit_options({backup, recorder}));
+  train(*resumed, dataset, {backup, recorder});
   EXPECT_EQ(backup->initial_epoch_override(), kKillEpoch);  // epochs 0-3 were saved, 4 was cut short
   EXPECT_EQ(recorder->epochs_begun, (std::vector<int>{4, 5}));
   EXPECT_EQ(resumed->optimizer()->iterations(), reference->optimizer()->iterations());
@@ -88,6 +111,26 @@ TEST(BackupAndRestore, KilledRunResumesWithTheSameWeights) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(mf_test::tensors_near(got[i], want[i], 1e-6, 0)) << i;
   EXPECT_FALSE(fs::exists(backup->checkpoint_path()));  // a finished run leaves no backup behind
+}
+
+// From arrays (fit replays the skipped epochs' shuffles) and from a Dataset (fit skips its passes).
+INSTANTIATE_TEST_SUITE_P(Source, KilledRun, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Dataset" : "Arrays"; });
+
+// Without the skip, a resumed pipeline starts its shuffles from pass 0 and ends elsewhere: the
+// test above could tell.
+TEST(BackupAndRestore, PipelinePassesDependOnTheirNumberOnly) {
+  Dataset a = pipeline(), b = pipeline();
+  for (int pass = 0; pass < 3; ++pass)
+    while (a.next()) {
+    }
+  b.skip_passes(3);
+  auto first_a = a.next(), first_b = b.next();
+  Dataset c = pipeline();
+  auto first_c = c.next();
+  ASSERT_TRUE(first_a && first_b && first_c);
+  EXPECT_TRUE(mf_test::tensors_near(first_a->first[0], first_b->first[0], 0, 0));
+  EXPECT_FALSE(mf_test::tensors_near(first_a->first[0], first_c->first[0], 1e-3, 0));
 }
 
 TEST(BackupAndRestore, UnbuiltModelIsAClearError) {

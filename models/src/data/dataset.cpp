@@ -91,6 +91,11 @@ std::optional<Dataset::Element> Dataset::next() {
 
 void Dataset::reset() { active_.reset(); }
 
+void Dataset::skip_passes(uint64_t n) {
+  active_.reset();
+  passes_ += n;
+}
+
 int64_t Dataset::cardinality() const { return plan_ ? plan_->cardinality : kUnknownCardinality; }
 
 }  // namespace meshflow

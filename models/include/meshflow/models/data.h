@@ -68,6 +68,9 @@ class Dataset {
   std::optional<Element> next();
   // Drops the current pass; the next next() starts from the beginning.
   void reset();
+  // Drops the current pass and skips n more without reading them: the next pass shuffles as the
+  // (n+1)-th from here would (a resumed fit() uses it to see an uninterrupted run's order).
+  void skip_passes(uint64_t n);
   // Elements per pass when known, kUnknownCardinality or kInfiniteCardinality otherwise.
   int64_t cardinality() const;
 
