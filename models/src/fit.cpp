@@ -173,6 +173,7 @@ History Model::fit(const Tensors& x, const Tensors& y, FitOptions o) {
       }
     }
     reduce_metric_states();
+    average_non_trainable_weights();
     epoch_logs = collect_logs();
     if (val && (epoch + 1) % std::max(1, o.validation_freq) == 0) {
       auto vl = evaluate(val->first, val->second, {.batch_size = o.batch_size, .verbose = 0, .callbacks = {}});

@@ -1,8 +1,9 @@
-// MultiWorkerMirroredStrategy under mpirun (2 and 3 ranks): N-rank fit equals single-process fit
-// on the same global batches; every rank's History is the same; only rank 0 prints.
+// MultiWorkerMirroredStrategy under mpirun (2 and 3 ranks, 1 or 2 local devices each): fit equals
+// single-process fit on the same global batches; every rank's History is the same; only rank 0 prints.
 #include <gtest/gtest.h>
 
 #include "dp_models.h"
+#include "test_util.h"
 
 namespace {
 
@@ -10,6 +11,12 @@ using namespace dp_test;
 
 mf::MultiWorkerMirroredStrategy& strategy() {
   static mf::MultiWorkerMirroredStrategy s;
+  return s;
+}
+
+// Two replica threads per rank (cpu:0, cpu:1): gradients go through the hierarchical communicator.
+mf::MultiWorkerMirroredStrategy& two_device_strategy() {
+  static mf::MultiWorkerMirroredStrategy s(std::vector<mf::Device>{"cpu:0", "cpu:1"});
   return s;
 }
 
@@ -21,9 +28,9 @@ struct Case {
 
 // Trains the same model twice: under the strategy, starting from weights that differ per rank
 // (only rank 0 has the reference's), and alone in this process as the reference. 50 samples
-// in batches of 8 leave a last batch of 2, split unevenly (3 ranks: 1, 1 and none).
-void expect_equivalent(const Case& c) {
-  auto& s = strategy();
+// in batches of 8 leave a last batch of 2, split unevenly (3 ranks: 1, 1 and none; with two
+// devices per rank some replicas get none).
+void expect_equivalent(const Case& c, mf::MultiWorkerMirroredStrategy& s = strategy()) {
   ASSERT_GE(s.num_processes(), 2) << "run under mpirun -np 2 or more";
   auto [x, y] = data(50, c.sample_shape, 11);
   auto [xv, yv] = data(13, c.sample_shape, 12);
@@ -71,6 +78,29 @@ TEST(MultiWorkerMirrored, MlpEqualsSingleProcessWithoutShuffle) { expect_equival
 TEST(MultiWorkerMirrored, MlpEqualsSingleProcessWithShuffle) { expect_equivalent({mlp, {6}, true}); }
 TEST(MultiWorkerMirrored, CnnEqualsSingleProcessWithoutShuffle) { expect_equivalent({cnn, {6, 6, 2}, false}); }
 TEST(MultiWorkerMirrored, CnnEqualsSingleProcessWithShuffle) { expect_equivalent({cnn, {6, 6, 2}, true}); }
+
+TEST(MultiWorkerMirrored, TwoDevicesPerRankMlpEqualsSingleProcess) {
+  auto& s = two_device_strategy();
+  EXPECT_EQ(s.num_local_replicas(), 2);
+  EXPECT_EQ(s.num_replicas_in_sync(), 2 * s.num_processes());
+  EXPECT_EQ(s.replica_communicator(1)->backend(), "hierarchical");
+  EXPECT_EQ(s.replica_communicator(1)->rank(), 2 * s.process_rank() + 1);
+  expect_equivalent({mlp, {6}, true}, s);
+}
+TEST(MultiWorkerMirrored, TwoDevicesPerRankCnnEqualsSingleProcess) {
+  expect_equivalent({cnn, {6, 6, 2}, false}, two_device_strategy());
+}
+
+TEST(MultiWorkerMirrored, ReplicaErrorsNameTheReplicaAndProcess) {
+  auto& s = two_device_strategy();
+  const int p = s.process_rank();
+  const std::string who =
+      "replica " + std::to_string(2 * p + 1) + " (process " + std::to_string(p) + ", local replica 1 on cpu:1) failed";
+  EXPECT_MF_ERROR(s.run_replicas([](int r) {
+                    if (r == 1) throw meshflow::Error("boom");
+                  }),
+                  who.c_str(), "boom");
+}
 
 TEST(MultiWorkerMirrored, OnlyTheChiefPrints) {
   auto& s = strategy();
