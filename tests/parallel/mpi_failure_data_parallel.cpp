@@ -1,9 +1,11 @@
 // Under mpirun: rank 1 throws mid-fit; every other rank's fit fails within the communicator
 // timeout with an error naming rank 1. ctest judges the printed verdicts (Note [Failure verdicts]).
+// With --devices N each rank runs N replica threads (the hierarchical communicator's path).
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <thread>
 
 #include "dp_models.h"
@@ -26,8 +28,10 @@ class ThrowAtBatch : public mf::Callback {
   }
 };
 
-int run() {
-  mf::MultiWorkerMirroredStrategy s({.timeout = std::chrono::milliseconds(2000)});
+int run(int devices) {
+  std::vector<mf::Device> list;
+  for (int d = 0; d < devices; ++d) list.emplace_back("cpu:" + std::to_string(d));
+  mf::MultiWorkerMirroredStrategy s(list, {.timeout = std::chrono::milliseconds(2000)});
   const int rank = s.process_rank();
   if (s.num_processes() < 2) {
     std::printf("FAIL: run under mpirun -np 2 or more\n");
@@ -66,10 +70,11 @@ int run() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   int rc = 1;
   try {
-    rc = run();
+    const int devices = argc == 3 && std::string(argv[1]) == "--devices" ? std::stoi(argv[2]) : 1;
+    rc = run(devices);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());
   }
