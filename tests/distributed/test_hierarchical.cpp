@@ -46,7 +46,8 @@ TEST(Hierarchical, LocalMismatchIsNamedOnEveryReplica) {
       EXPECT_MF_ERROR(comm.broadcast(t, 0), "replica 3 (process 1, local replica 1) of 4", "collective mismatch",
                       "all_reduce(sum)", "broadcast(root 0)");
     } else if (comm.rank() == 2) {
-      EXPECT_MF_ERROR(comm.all_reduce(t), "replica 2 (process 1, local replica 0) of 4", "collective mismatch");
+      EXPECT_MF_ERROR(comm.all_reduce(t), "replica 2 (process 1, local replica 0) of 4", "collective mismatch",
+                      "local replica 0 called all_reduce(sum)", "local replica 1 called broadcast(root 0)");
     } else {
       // Process 0 agrees with itself, but process 1's leader never posts the process all-reduce.
       EXPECT_MF_ERROR(comm.all_reduce(t), "timed out", "process");

@@ -12,17 +12,19 @@
 // Note [Hierarchical communicator]
 // L local replicas (threads) in each of P processes form one group of P * L ranks; local replica l
 // of process p is rank p * L + l. A collective runs in three stages:
-//  1. the L threads meet in a LocalGroup round (sum for sum/avg, max, min; the root's value for a
-//     broadcast), which also checks that they made the same call and names a missing thread;
-//  2. local replica 0 (the leader) hands its copy of the local result, a buffer owned by the
-//     round, to the group's progress thread, which runs the process collective on it (sum, max,
-//     min or broadcast from the root's process) over the process communicator;
+//  1. the L threads meet in a LocalGroup round, which also checks that they made the same call
+//     and names a missing thread: a reduce_scatter (sum for sum/avg, max, min) whose outputs are
+//     the rows of one buffer owned by the round, or for a broadcast the root thread's value into
+//     the leader's copy;
+//  2. local replica 0 (the leader) hands the round's buffer to the group's progress thread, which
+//     runs the process collective on it (sum, max, min or broadcast from the root's process)
+//     over the process communicator;
 //  3. each thread's wait() copies the round's buffer into its own tensor (dividing by P * L for
 //     avg, rounding bf16/f16 once: stages 1 and 2 accumulate them in f32).
 // The progress thread is the only user of the process communicator for these collectives, so a
 // thread posting a gradient bucket never blocks on another thread or process: GradBucketer's
-// all-reduces still overlap backward. The leader's buffer is the round's own, not its tensor, so
-// a leader that returns early and refills its bucket cannot change what its peers still read.
+// all-reduces still overlap backward. The buffer is the round's own, not a thread's tensor, so a
+// thread that returns early and refills its bucket cannot change what its peers still read.
 // Timeouts: each stage waits until post time + CommOptions::timeout; a thread that times out
 // names the local replicas that never posted, or else waits a short grace for the process
 // communicator's own verdict (the MPI backend names the missing rank and its host).
@@ -39,6 +41,7 @@ enum class Kind { AllReduce, Broadcast, Barrier };
 // The k-th collective of every local replica of this process.
 struct Round {
   std::vector<bool> arrived;
+  std::vector<std::string> calls;  // what each local replica called, e.g. "all_reduce(avg) f32[5]"
   int count = 0;
   Tensor buffer;  // the leader's copy of the local result, then the process result
   bool done = false;
@@ -90,6 +93,7 @@ struct HierarchicalGroup::State {
     if (!r) {
       r = std::make_shared<Round>();
       r->arrived.assign(static_cast<size_t>(local_size), false);
+      r->calls.resize(static_cast<size_t>(local_size));
     }
     auto round = r;
     round->arrived[static_cast<size_t>(local_rank)] = true;
@@ -179,7 +183,7 @@ class HierarchicalWork final : public Work {
     try {
       if (p_.local) p_.local->wait(remaining(deadline));
     } catch (const std::exception& e) {
-      MF_THROW(where(), e.what());
+      MF_THROW(where(), mismatch().empty() ? e.what() : mismatch());
     }
     std::unique_lock<std::mutex> lock(s.mu);
     if (!s.cv.wait_until(lock, deadline, [&] { return p_.round->done; })) {
@@ -203,7 +207,11 @@ class HierarchicalWork final : public Work {
                                 timeout, detail);
       }
     }
-    if (!p_.round->error.empty()) MF_THROW(where(), p_.round->error);
+    if (!p_.round->error.empty()) {
+      std::string error = p_.round->error;
+      lock.unlock();
+      MF_THROW(where(), mismatch().empty() ? error : mismatch());
+    }
     lock.unlock();
     copy_out();
   }
@@ -216,6 +224,24 @@ class HierarchicalWork final : public Work {
     return p_.name + " on replica " + std::to_string(s.rank_of(p_.local_rank)) + " (process " +
            std::to_string(s.process->rank()) + ", local replica " + std::to_string(p_.local_rank) + ") of " +
            std::to_string(s.size()) + ": ";
+  }
+
+  // When the local replicas made different calls, says so in their own terms (the local group
+  // saw their stage-1 collectives, e.g. a reduce_scatter for an all_reduce); "" otherwise.
+  std::string mismatch() const {
+    State& s = *p_.state;
+    std::lock_guard<std::mutex> lock(s.mu);
+    const auto& calls = p_.round->calls;
+    bool same = true;
+    for (const auto& c : calls) {
+      if (c.empty()) return "";  // someone has not arrived: a timeout, not a mismatch
+      same = same && c == calls[0];
+    }
+    if (same) return "";
+    std::string text = "collective mismatch between the local replicas of process " + std::to_string(s.process->rank()) + ":";
+    for (size_t l = 0; l < calls.size(); ++l)
+      text += " local replica " + std::to_string(l) + " called " + calls[l] + ";";
+    return text + " every replica must call the same collective with the same shapes and dtype";
   }
 
   void copy_out() {
@@ -248,7 +274,7 @@ class HierarchicalCommunicator final : public Communicator {
     std::string what = std::string("all_reduce(") + reduce_op_name(op) + ")";
     internal::check_tensor(t, what, true);
     internal::check_reduce_dtype(t, op, what);
-    return post_reduce(Kind::AllReduce, op, t, t, 0, true, what, describe(t));
+    return post_reduce(op, t, t, 0, what, describe(t));
   }
 
   WorkPtr reduce_scatter_async(const Tensor& in, Tensor& out, ReduceOp op) override {
@@ -260,8 +286,8 @@ class HierarchicalCommunicator final : public Communicator {
     internal::check_tensor(out, what, true);
     MF_CHECK(out.shape() == s && out.dtype() == in.dtype(), what, ": out ", describe(out), " should be ",
              dtype_name(in.dtype()), shape_str(s), " on rank ", rank(), " (numpy.array_split of ", in.size(0), " rows)");
-    const int64_t offset = internal::split_start(in.dim() ? in.size(0) : 1, size(), rank()) * internal::row_numel(in.shape());
-    return post_reduce(Kind::AllReduce, op, in, out, offset, false, what, describe(in));
+    const int64_t offset = internal::split_start(in.size(0), size(), rank()) * internal::row_numel(in.shape());
+    return post_reduce(op, in, out, offset, what, describe(in));
   }
 
   WorkPtr broadcast_async(Tensor& t, int root) override {
@@ -269,16 +295,20 @@ class HierarchicalCommunicator final : public Communicator {
     MF_CHECK(root >= 0 && root < size(), "broadcast: root rank ", root, " is not in the hierarchical group of size ",
              size(), " (", state_->process->size(), " processes x ", state_->local_size, " local replicas)");
     const int local_root = root % state_->local_size;
-    const bool leader = local_rank_ == 0;
-    Tensor stage = leader ? t.clone() : t;
-    return post(Kind::Broadcast, ReduceOp::Sum, root / state_->local_size, stage, t, 0,
-                "broadcast(root " + std::to_string(root) + ")", describe(t),
-                [&](Communicator& local) { return local.broadcast_async(stage, local_root); });
+    // The leader's copy is the round's buffer; the others' own tensors take the local root's value.
+    Tensor stage = local_rank_ == 0 ? t.clone() : t;
+    const std::string what = "broadcast(root " + std::to_string(root) + ")";
+    auto round = arrive(what + " " + describe(t), [&](Round& r) {
+      if (local_rank_ == 0) r.buffer = stage;
+    });
+    WorkPtr local = local_comm().broadcast_async(stage, local_root);
+    return launch(round, local, Kind::Broadcast, ReduceOp::Sum, root / state_->local_size, t, 0, what, describe(t));
   }
 
   WorkPtr barrier_async() override {
-    return post(Kind::Barrier, ReduceOp::Sum, 0, Tensor(), Tensor(), 0, "barrier", "(none)",
-                [](Communicator& local) { return local.barrier_async(); });
+    auto round = arrive("barrier", [](Round&) {});
+    WorkPtr local = local_comm().barrier_async();
+    return launch(round, local, Kind::Barrier, ReduceOp::Sum, 0, Tensor(), 0, "barrier", "(none)");
   }
 
   WorkPtr all_gather_async(const Tensor&, Tensor&) override { unsupported("all_gather"); }
@@ -291,30 +321,45 @@ class HierarchicalCommunicator final : public Communicator {
              "broadcast and barrier only; use the process communicator (Strategy::process_communicator()) for ", what);
   }
 
-  // Stage 1 of a reduction: the thread's values in the accumulation dtype (f32 for bf16/f16),
-  // reduced with its local peers' into a buffer the round keeps (leader) or, for the others, the
-  // tensor itself when it is written anyway (in_place) and needs no conversion, else a copy.
-  WorkPtr post_reduce(Kind kind, ReduceOp op, const Tensor& in, const Tensor& target, int64_t offset, bool in_place,
-                      const std::string& what, const std::string& tensor) {
+  Communicator& local_comm() const { return *state_->local_comms[static_cast<size_t>(local_rank_)]; }
+
+  // Stage 1 of a reduction: a reduce_scatter over the local group whose outputs are the rows of
+  // one buffer the round keeps (in the accumulation dtype: f32 for bf16/f16), so the local sum is
+  // written once and no thread's own tensor is copied or written before the result is in. A call
+  // that does not fit the buffer (a mismatch) gets a scratch output; the local group names it.
+  WorkPtr post_reduce(ReduceOp op, const Tensor& in, const Tensor& target, int64_t offset, const std::string& what,
+                      const std::string& tensor) {
     const DType acc = internal::accum_dtype(in.dtype());
-    Tensor stage = in.dtype() != acc                   ? in.to(acc).contiguous()
-                   : (in_place && local_rank_ != 0) ? in
-                                                      : in.contiguous().clone();
-    return post(kind, op, 0, stage, target, offset, what, tensor,
-                [&](Communicator& local) { return local.all_reduce_async(stage, stage_op(op)); });
+    Tensor stage = in.dtype() == acc ? internal::contiguous_input(in) : in.to(acc).contiguous();
+    if (stage.dim() == 0) stage = stage.reshape({1});
+    const int64_t rows = stage.size(0);
+    const int64_t first = internal::split_start(rows, state_->local_size, local_rank_);
+    const int64_t count = internal::split_count(rows, state_->local_size, local_rank_);
+    Tensor part;
+    auto round = arrive(what + " " + tensor, [&](Round& r) {
+      if (!r.buffer.defined()) r.buffer = empty(stage.shape(), {.dtype = acc});
+      if (r.buffer.shape() == stage.shape() && r.buffer.dtype() == acc) part = r.buffer.slice(0, first, first + count);
+    });
+    if (!part.defined()) part = empty(internal::scattered_shape(stage.shape(), state_->local_size, local_rank_), {.dtype = acc});
+    WorkPtr local = local_comm().reduce_scatter_async(stage, part, stage_op(op));
+    return launch(round, local, Kind::AllReduce, op, 0, target, offset, what, tensor);
   }
 
-  template <typename PostLocal>
-  WorkPtr post(Kind kind, ReduceOp op, int root_process, const Tensor& stage, const Tensor& target, int64_t offset,
-               const std::string& what, const std::string& tensor, PostLocal&& post_local) {
+  // Joins this thread's next round; `setup` runs under the group's lock (the buffer is made there).
+  template <typename Setup>
+  std::shared_ptr<Round> arrive(const std::string& call, Setup&& setup) {
     State& s = *state_;
-    std::shared_ptr<Round> round;
-    {
-      std::lock_guard<std::mutex> lock(s.mu);
-      round = s.join(s.next_seq[static_cast<size_t>(local_rank_)]++, local_rank_);
-      if (local_rank_ == 0) round->buffer = stage;
-    }
-    WorkPtr local = post_local(*s.local_comms[static_cast<size_t>(local_rank_)]);
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto round = s.join(s.next_seq[static_cast<size_t>(local_rank_)]++, local_rank_);
+    round->calls[static_cast<size_t>(local_rank_)] = call;
+    setup(*round);
+    return round;
+  }
+
+  // The leader hands stage 2 to the progress thread; every thread gets a Work that copies out.
+  WorkPtr launch(const std::shared_ptr<Round>& round, WorkPtr local, Kind kind, ReduceOp op, int root_process,
+                 const Tensor& target, int64_t offset, const std::string& what, const std::string& tensor) {
+    State& s = *state_;
     HierarchicalWork::Parts parts{state_, round, local, local_rank_, what, tensor, kind, op, target, offset};
     if (local_rank_ == 0) {
       std::lock_guard<std::mutex> lock(s.mu);
