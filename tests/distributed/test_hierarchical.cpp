@@ -49,8 +49,11 @@ TEST(Hierarchical, LocalMismatchIsNamedOnEveryReplica) {
       EXPECT_MF_ERROR(comm.all_reduce(t), "replica 2 (process 1, local replica 0) of 4", "collective mismatch",
                       "local replica 0 called all_reduce(sum)", "local replica 1 called broadcast(root 0)");
     } else {
-      // Process 0 agrees with itself, but process 1's leader never posts the process all-reduce.
-      EXPECT_MF_ERROR(comm.all_reduce(t), "timed out", "process");
+      // Process 0 agrees with itself, but process 1's leader never posts the process all-reduce:
+      // the process group (here a LocalGroup) names process 1 as missing.
+      const std::string who = "replica " + std::to_string(comm.rank()) + " (process 0, local replica " +
+                              std::to_string(comm.rank()) + ") of 4";
+      EXPECT_MF_ERROR(comm.all_reduce(t), who.c_str(), "timed out on rank 0 of 2", "missing rank(s) 1 never joined");
     }
   }, {.timeout = std::chrono::milliseconds(600)});
 }
@@ -61,8 +64,10 @@ TEST(Hierarchical, MissingLocalReplicaIsNamedWithinTheTimeout) {
     Tensor t = meshflow::full({5}, 1.0);
     auto start = Clock::now();
     if (comm.rank() == 2) {
-      EXPECT_MF_ERROR(comm.all_reduce(t, ReduceOp::Avg), "replica 2 (process 1, local replica 0) of 4",
-                      "missing rank(s) 1 never joined");
+      // The local group's verdict ("missing rank(s) 1 never joined"), or after the grace this
+      // thread's own ("missing local replica(s) 1 of process 1 never joined").
+      EXPECT_MF_ERROR(comm.all_reduce(t, ReduceOp::Avg), "replica 2 (process 1, local replica 0) of 4", "missing ",
+                      " 1 never joined");
     } else {
       EXPECT_MF_ERROR(comm.all_reduce(t, ReduceOp::Avg), "all_reduce(avg)", "timed out on rank");
     }

@@ -203,8 +203,13 @@ class HierarchicalWork final : public Work {
                                   " processes (" + s.process->backend() + " backend) has not finished"
                             : "missing local replica(s) " + missing + " of process " +
                                   std::to_string(s.process->rank()) + " never joined";
-        internal::throw_timeout(p_.name, p_.tensor, s.rank_of(p_.local_rank), s.size(), "hierarchical", waited,
-                                timeout, detail);
+        lock.unlock();
+        try {
+          internal::throw_timeout(p_.name, p_.tensor, s.rank_of(p_.local_rank), s.size(), "hierarchical", waited,
+                                  timeout, detail);
+        } catch (const Error& e) {
+          MF_THROW(where(), e.what());
+        }
       }
     }
     if (!p_.round->error.empty()) {
