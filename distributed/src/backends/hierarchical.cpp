@@ -25,9 +25,11 @@
 // thread posting a gradient bucket never blocks on another thread or process: GradBucketer's
 // all-reduces still overlap backward. The buffer is the round's own, not a thread's tensor, so a
 // thread that returns early and refills its bucket cannot change what its peers still read.
-// Timeouts: each stage waits until post time + CommOptions::timeout; a thread that times out
-// names the local replicas that never posted, or else waits a short grace for the process
-// communicator's own verdict (the MPI backend names the missing rank and its host).
+// Timeouts: each stage waits until post time + CommOptions::timeout. A thread that times out
+// waits a short grace for the progress thread's verdict, which names the missing thread (local
+// group) or the missing rank and its host (MPI backend), before naming the local replicas that
+// never posted itself. Every error starts with the replica: "... on replica g (process p, local
+// replica l) of P * L: ...".
 
 namespace meshflow::distributed {
 namespace {
@@ -43,7 +45,7 @@ struct Round {
   std::vector<bool> arrived;
   std::vector<std::string> calls;  // what each local replica called, e.g. "all_reduce(avg) f32[5]"
   int count = 0;
-  Tensor buffer;  // the leader's copy of the local result, then the process result
+  Tensor buffer;  // the local result (reduce_scatter rows, or the leader's broadcast copy), then the process one
   bool done = false;
   std::string error;
 };
