@@ -99,6 +99,7 @@ History TrainLoop::run(Model& model, const FitOptions& o, BatchFeed& feed, const
     }
     MF_CHECK(step > 0, plan.caller, ": the data yielded no batches in epoch ", epoch + 1);
     model.reduce_metric_states();
+    model.average_non_trainable_weights();  // replicas' moving statistics -> their mean (docs/distributed.md)
     epoch_logs = model.collect_logs();
     if (plan.validation && (epoch + 1) % std::max(1, o.validation_freq) == 0) {
       auto vl = model.evaluate(plan.validation->first, plan.validation->second,

@@ -114,9 +114,18 @@ std::map<std::string, double> Model::run_replicated_step(const Tensors& x, const
     bool& known = r == 0 ? c.have_trainable : rep.trainable[r - 1].known;
     const bool empty = count[r] == 0;
     const double scale = empty ? 0.0 : double(count[r]) * replicas / double(global_batch);
+    // The placeholder row must leave no trace: keep the replica's non-trainable state as it was.
+    std::vector<Tensor> kept;
+    if (empty)
+      for (auto& v : m.non_trainable_weights()) kept.push_back(v.clone());
     const int64_t b = empty ? 0 : begin[r], n = empty ? 1 : count[r];
     steps[r] = detail::ModelInternals::forward_backward(m, c, row_range(x, b, n), row_range(targets, b, n), trainable,
                                                         known, scale);
+    if (empty) {
+      NoGradGuard no_grad;
+      auto now = m.non_trainable_weights();
+      for (size_t i = 0; i < kept.size() && i < now.size(); ++i) now[i].assign(kept[i]);
+    }
     if (r == 0) computed = Clock::now();
     rep.averagers[r]->finish();
     if (r == 0) averaged = Clock::now();
@@ -125,11 +134,14 @@ std::map<std::string, double> Model::run_replicated_step(const Tensors& x, const
   optimizer_->step(c.trainable);
   auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   s.record_step(seconds(started, computed), seconds(computed, averaged), seconds(averaged, Clock::now()));
+  // Trainable weights only: each replica keeps its own moving statistics until the epoch ends
+  // (Note [Replica-local statistics]); the other non-trainable weights never change in a step.
   for (size_t r = 0; r < rep.others.size(); ++r) {
-    for (auto& v : rep.trainable[r].weights) v.zero_grad();
-    auto mine = weights();
-    auto theirs = rep.others[r]->weights();
-    for (size_t i = 0; i < mine.size(); ++i) theirs[i].assign(mine[i]);
+    auto& theirs = rep.trainable[r].weights;
+    for (size_t i = 0; i < theirs.size(); ++i) {
+      theirs[i].zero_grad();
+      theirs[i].assign(c.trainable[i]);
+    }
   }
 
   NoGradGuard no_grad;
@@ -144,6 +156,64 @@ std::map<std::string, double> Model::run_replicated_step(const Tensors& x, const
     }
   }
   return collect_logs();
+}
+
+// Note [Replica-local statistics]
+// Non-trainable floating weights that the forward pass updates (BatchNormalization's moving mean
+// and variance) are per replica during an epoch, like TF's ON_READ variables: each replica's
+// forward updates its own copy from its own rows. At the end of each epoch of fit, before
+// validation, callbacks and checkpoints, every replica's copy is replaced by the mean over all
+// replicas of all processes (TF's MEAN aggregation), so every rank holds the same model. The mean
+// is computed as replica 0's value plus the mean of each replica's difference from it, in f64:
+// replica 0's value is broadcast first, so every rank computes the same bits, and a weight no
+// replica changed (a frozen layer's) keeps its exact value.
+void Model::average_non_trainable_weights() {
+  if (!replicated() || !replication_ || !replication_->synced) return;
+  Strategy& s = *strategy_;
+  auto floating = [](const Model& m) {
+    std::vector<Variable> out;
+    for (auto& v : m.non_trainable_weights())
+      if (is_floating(v.dtype())) out.push_back(v);
+    return out;
+  };
+  std::vector<std::vector<Variable>> replicas{floating(*this)};
+  for (auto& m : replication_->others) replicas.push_back(floating(*m));
+  auto flat = [](const std::vector<Variable>& vars) {
+    std::vector<double> out;
+    for (const auto& v : vars) {
+      auto x = v.to(DType::F64).contiguous().to_vector<double>();
+      out.insert(out.end(), x.begin(), x.end());
+    }
+    return out;
+  };
+  const std::vector<double> first = flat(replicas[0]);
+  if (first.empty()) return;
+  const int64_t n = static_cast<int64_t>(first.size());
+  std::vector<Tensor> base{from_vector(first, {n}, {.dtype = DType::F64})};
+  s.broadcast_from_chief(base);
+  const std::vector<double> b = base[0].to_vector<double>();
+  std::vector<double> delta(first.size(), 0.0);
+  for (const auto& vars : replicas) {
+    const std::vector<double> x = flat(vars);
+    for (size_t i = 0; i < x.size(); ++i) delta[i] += x[i] - b[i];
+  }
+  if (s.num_processes() > 1) {
+    Tensor t = from_vector(delta, {n}, {.dtype = DType::F64});
+    s.process_communicator()->all_reduce(t, distributed::ReduceOp::Sum);
+    delta = t.to_vector<double>();
+  }
+  const double count = s.num_replicas_in_sync();
+  std::vector<double> mean(first.size());
+  for (size_t i = 0; i < mean.size(); ++i) mean[i] = b[i] + delta[i] / count;
+  NoGradGuard no_grad;
+  for (auto& vars : replicas) {
+    int64_t at = 0;
+    for (auto& v : vars) {
+      std::vector<double> part(mean.begin() + at, mean.begin() + at + v.numel());
+      v.assign(from_vector(part, v.shape(), {.dtype = DType::F64}).to(v.dtype()));
+      at += v.numel();
+    }
+  }
 }
 
 void Model::reduce_metric_states() {

@@ -2,6 +2,10 @@
 // MultiWorkerMirroredStrategy.
 #include "meshflow/parallel/strategy.h"
 
+#include <exception>
+#include <thread>
+
+#include "local_devices.h"
 #include "meshflow/core/error.h"
 #include "meshflow/distributed/world.h"
 
@@ -37,7 +41,32 @@ StrategyScope::~StrategyScope() {
 StrategyScope Strategy::scope() { return StrategyScope(this); }
 
 void Strategy::run_replicas(const std::function<void(int)>& fn) {
-  for (int r = 0; r < num_local_replicas(); ++r) fn(r);
+  const int n = num_local_replicas();
+  if (n == 1) return fn(0);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  auto guarded = [&](int r) {
+    try {
+      fn(r);
+    } catch (...) {
+      errors[static_cast<size_t>(r)] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int r = 1; r < n; ++r) threads.emplace_back(guarded, r);
+  guarded(0);
+  for (auto& t : threads) t.join();
+  const auto devices = local_devices();
+  for (int r = 0; r < n; ++r)
+    if (errors[static_cast<size_t>(r)]) {
+      try {
+        std::rethrow_exception(errors[static_cast<size_t>(r)]);
+      } catch (const std::exception& e) {
+        const std::string on = " on " + devices[static_cast<size_t>(r)].str();
+        if (num_processes() == 1) MF_THROW(name(), ": replica ", r, on, " failed: ", e.what());
+        MF_THROW(name(), ": replica ", process_rank() * n + r, " (process ", process_rank(), ", local replica ", r, on,
+                 ") failed: ", e.what());
+      }
+    }
 }
 
 std::unique_ptr<distributed::GradBucketer> Strategy::make_gradient_averager(int local_replica,
@@ -91,11 +120,37 @@ std::shared_ptr<distributed::Communicator> worker_communicator(distributed::Comm
 }  // namespace
 
 MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(distributed::CommOptions options)
-    : comm_(worker_communicator(options)) {}
+    : MultiWorkerMirroredStrategy(std::vector<Device>{Device()}, options) {}
 
-MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(std::shared_ptr<distributed::Communicator> comm)
-    : comm_(std::move(comm)) {
+MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(std::vector<Device> devices, distributed::CommOptions options)
+    : devices_(std::move(devices)) {
+  detail::check_local_devices(devices_, "MultiWorkerMirroredStrategy");
+  comm_ = worker_communicator(options);
+  // The replicas' group gets a communicator of its own, so its progress thread never shares one
+  // with the strategy's process-level calls (metric sums, broadcasts).
+  if (devices_.size() > 1) make_replica_group(worker_communicator(options), options);
+}
+
+MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(std::shared_ptr<distributed::Communicator> comm,
+                                                         std::vector<Device> devices)
+    : comm_(std::move(comm)), devices_(std::move(devices)) {
   MF_CHECK(comm_ != nullptr, "MultiWorkerMirroredStrategy: the communicator is null");
+  detail::check_local_devices(devices_, "MultiWorkerMirroredStrategy");
+  if (devices_.size() > 1) make_replica_group(comm_, comm_->options());
+}
+
+MultiWorkerMirroredStrategy::~MultiWorkerMirroredStrategy() = default;
+
+void MultiWorkerMirroredStrategy::make_replica_group(std::shared_ptr<distributed::Communicator> process,
+                                                     distributed::CommOptions options) {
+  group_ = std::make_unique<distributed::HierarchicalGroup>(std::move(process), num_local_replicas(), options);
+  for (int l = 0; l < num_local_replicas(); ++l) replica_comms_.push_back(group_->communicator(l));
+}
+
+std::shared_ptr<distributed::Communicator> MultiWorkerMirroredStrategy::replica_communicator(int local_replica) const {
+  MF_CHECK(local_replica >= 0 && local_replica < num_local_replicas(), "MultiWorkerMirroredStrategy: local replica ",
+           local_replica, " of ", num_local_replicas());
+  return replica_comms_.empty() ? comm_ : replica_comms_[static_cast<size_t>(local_replica)];
 }
 
 }  // namespace meshflow

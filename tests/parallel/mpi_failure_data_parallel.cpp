@@ -2,6 +2,7 @@
 // rank's fit fails within the communicator timeout with an error naming rank 1, its host and the
 // collective. ctest judges the printed verdicts (Note [Failure verdicts]). `exit` needs mpirun's
 // --mca orte_abort_on_non_zero_status 0, or mpirun itself would kill the survivors first.
+// With --devices N after the mode each rank runs N replica threads (the hierarchical communicator).
 #include <unistd.h>
 
 #include <chrono>
@@ -39,8 +40,10 @@ class FailAtBatch : public mf::Callback {
   std::string mode_;
 };
 
-int run(const std::string& mode) {
-  mf::MultiWorkerMirroredStrategy s({.timeout = std::chrono::milliseconds(2000)});
+int run(const std::string& mode, int devices) {
+  std::vector<mf::Device> list;
+  for (int d = 0; d < devices; ++d) list.emplace_back("cpu:" + std::to_string(d));
+  mf::MultiWorkerMirroredStrategy s(list, {.timeout = std::chrono::milliseconds(2000)});
   const int rank = s.process_rank();
   if (s.num_processes() < 2) {
     std::printf("FAIL: run under mpirun -np 2 or more\n");
@@ -87,8 +90,10 @@ int main(int argc, char** argv) {
   int rc = 1;
   const std::string mode = argc > 1 ? argv[1] : "throw";
   try {
-    if (mode != "throw" && mode != "hang" && mode != "exit") throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit");
-    rc = run(mode);
+    if (mode != "throw" && mode != "hang" && mode != "exit")
+      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit [--devices N]");
+    const int devices = argc == 4 && std::string(argv[2]) == "--devices" ? std::stoi(argv[3]) : 1;
+    rc = run(mode, devices);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());
   }

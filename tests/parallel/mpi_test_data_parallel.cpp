@@ -1,5 +1,5 @@
-// MultiWorkerMirroredStrategy under mpirun (2 and 3 ranks): N-rank fit equals single-process fit
-// on the same global batches; every rank's History is the same; only rank 0 prints.
+// MultiWorkerMirroredStrategy under mpirun (2 and 3 ranks, 1 or 2 local devices each): fit equals
+// single-process fit on the same global batches; every rank's History is the same; only rank 0 prints.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -17,6 +17,12 @@ mf::MultiWorkerMirroredStrategy& strategy() {
   return s;
 }
 
+// Two replica threads per rank (cpu:0, cpu:1): gradients go through the hierarchical communicator.
+mf::MultiWorkerMirroredStrategy& two_device_strategy() {
+  static mf::MultiWorkerMirroredStrategy s(std::vector<mf::Device>{"cpu:0", "cpu:1"});
+  return s;
+}
+
 struct Case {
   std::function<std::shared_ptr<mf::Model>()> build;
   Shape sample_shape;
@@ -25,9 +31,9 @@ struct Case {
 
 // Trains the same model twice: under the strategy, starting from weights that differ per rank
 // (only rank 0 has the reference's), and alone in this process as the reference. 50 samples
-// in batches of 8 leave a last batch of 2, split unevenly (3 ranks: 1, 1 and none).
-void expect_equivalent(const Case& c) {
-  auto& s = strategy();
+// in batches of 8 leave a last batch of 2, split unevenly (3 ranks: 1, 1 and none; with two
+// devices per rank some replicas get none).
+void expect_equivalent(const Case& c, mf::MultiWorkerMirroredStrategy& s = strategy()) {
   ASSERT_GE(s.num_processes(), 2) << "run under mpirun -np 2 or more";
   auto [x, y] = data(50, c.sample_shape, 11);
   auto [xv, yv] = data(13, c.sample_shape, 12);
@@ -132,6 +138,29 @@ TEST(MultiWorkerMirrored, OnlyTheChiefWritesTensorBoardFiles) {
   model->fit({x}, {y}, {.epochs = 2, .batch_size = 8, .verbose = 0, .callbacks = {tb}});
   EXPECT_EQ(std::filesystem::exists(dir / "train"), s.is_chief()) << dir;
   std::filesystem::remove_all(dir);
+}
+
+TEST(MultiWorkerMirrored, TwoDevicesPerRankMlpEqualsSingleProcess) {
+  auto& s = two_device_strategy();
+  EXPECT_EQ(s.num_local_replicas(), 2);
+  EXPECT_EQ(s.num_replicas_in_sync(), 2 * s.num_processes());
+  EXPECT_EQ(s.replica_communicator(1)->backend(), "hierarchical");
+  EXPECT_EQ(s.replica_communicator(1)->rank(), 2 * s.process_rank() + 1);
+  expect_equivalent({mlp, {6}, true}, s);
+}
+TEST(MultiWorkerMirrored, TwoDevicesPerRankCnnEqualsSingleProcess) {
+  expect_equivalent({cnn, {6, 6, 2}, false}, two_device_strategy());
+}
+
+TEST(MultiWorkerMirrored, ReplicaErrorsNameTheReplicaAndProcess) {
+  auto& s = two_device_strategy();
+  const int p = s.process_rank();
+  const std::string who =
+      "replica " + std::to_string(2 * p + 1) + " (process " + std::to_string(p) + ", local replica 1 on cpu:1) failed";
+  EXPECT_MF_ERROR(s.run_replicas([](int r) {
+                    if (r == 1) throw meshflow::Error("boom");
+                  }),
+                  who.c_str(), "boom");
 }
 
 TEST(MultiWorkerMirrored, OnlyTheChiefPrints) {

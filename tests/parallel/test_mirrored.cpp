@@ -1,6 +1,7 @@
 // MirroredStrategy on cpu:0..3 (threads, local backend) equals training on one device.
 #include <gtest/gtest.h>
 
+#include "bn_reference.h"
 #include "dp_models.h"
 #include "test_util.h"
 
@@ -37,6 +38,23 @@ void expect_equivalent(const std::function<std::shared_ptr<mf::Model>()>& build,
 TEST(MirroredStrategy, MlpOnFourDevicesEqualsOne) { expect_equivalent(mlp, {6}, false); }
 TEST(MirroredStrategy, MlpOnFourDevicesEqualsOneShuffled) { expect_equivalent(mlp, {6}, true); }
 TEST(MirroredStrategy, CnnOnFourDevicesEqualsOneShuffled) { expect_equivalent(cnn, {6, 6, 2}, true); }
+
+// BatchNormalization's moving statistics: each replica updates its own from its rows during an
+// epoch, and at the epoch's end both take the mean; bn_reference's float64 loop says what it is.
+TEST(MirroredStrategy, MovingStatisticsAreTheMeanOverReplicas) {
+  for (int devices : {2, 3}) {
+    std::vector<mf::Device> list;
+    for (int d = 0; d < devices; ++d) list.emplace_back("cpu:" + std::to_string(d));
+    mf::MirroredStrategy s(list);
+    auto [x, y] = bn_data(54, 3);  // batches of 14 and a last one of 12: every replica gets >= 2 rows
+    auto [mean, variance] = fit_bn(s, x, y, 14, 2);
+    BnStatistics want = bn_reference(x, 14, 1, devices, 2);
+    EXPECT_TRUE(statistics_near(mean, want.mean, "moving_mean"));
+    EXPECT_TRUE(statistics_near(variance, want.variance, "moving_variance"));
+    // Replica 0 alone holds something else, so no averaging (or copying replica 0's) would fail.
+    EXPECT_GT(std::abs(want.replica0_mean[0] - want.mean[0]), 1e-3);
+  }
+}
 
 TEST(MirroredStrategy, ModelWithOneCopyIsRefused) {
   mf::MirroredStrategy s({"cpu:0", "cpu:1"});

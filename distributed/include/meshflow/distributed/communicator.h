@@ -59,7 +59,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual std::string backend() const = 0;  // "mpi", "local" or "stub"
+  virtual std::string backend() const = 0;  // "mpi", "local", "stub" or "hierarchical"
   const CommOptions& options() const { return options_; }
 
   virtual WorkPtr all_reduce_async(Tensor& tensor, ReduceOp op = ReduceOp::Sum) = 0;
@@ -111,6 +111,27 @@ class LocalGroup {
   int size() const;
   // Rank i's communicator; the group must outlive it. Each thread uses its own.
   std::shared_ptr<Communicator> communicator(int rank);
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// Replicas that are threads of several processes (Note [Hierarchical communicator]): local_size
+// threads per process joined by a LocalGroup, the processes by `process` (size P, rank p). Local
+// replica l is rank p * local_size + l of P * local_size. A collective reduces across the threads,
+// runs once across the processes on the group's progress thread, then hands the result to every
+// thread. It has all_reduce, reduce_scatter, broadcast and barrier (what gradient averaging needs);
+// all_gather and send/recv throw. While collectives are in flight the progress thread is the
+// process communicator's user: call it yourself only between them.
+class HierarchicalGroup {
+ public:
+  HierarchicalGroup(std::shared_ptr<Communicator> process, int local_size, CommOptions options = {});
+  ~HierarchicalGroup();
+  int local_size() const;
+  // Local replica l's communicator. Each thread uses its own.
+  std::shared_ptr<Communicator> communicator(int local_rank);
 
   struct State;
 

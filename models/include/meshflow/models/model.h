@@ -184,6 +184,7 @@ class Model : public Layer {
   bool replicated() const;                       // a strategy with more than one replica
   void sync_replicas(const Tensors& sample_x);   // builds every replica, copies rank 0's weights
   void reduce_metric_states();                   // sums metric states over the processes
+  void average_non_trainable_weights();          // replicas' moving statistics -> their mean
   std::map<std::string, double> run_test_step(const Tensors& x, const Tensors& y);
   // Shows a step's final gradients (averaged over replicas, in each variable's grad()) to the
   // observer fit() installs, just before the optimizer applies and clears them.

@@ -52,7 +52,7 @@ class Strategy {
   virtual std::shared_ptr<distributed::Communicator> replica_communicator(int local_replica) const = 0;
 
   // Runs fn(local_replica) for each local replica, each in its own thread when there are
-  // several (the calling thread runs replica 0); rethrows the first replica's error.
+  // several (the calling thread runs replica 0); rethrows the first replica's error, naming it.
   virtual void run_replicas(const std::function<void(int)>& fn);
 
   // Averages the gradients of `params` over all replicas as backward produces them
@@ -128,17 +128,31 @@ class DefaultStrategy : public Strategy {
 
 // One process per rank (mpirun -np N, srun): the MPI communicator over every process, or a stub
 // of size 1 when the process was not launched by an MPI launcher (or the build has no MPI).
+// Optionally several local devices per process (cpu:0..N-1 now), one replica thread each as in
+// MirroredStrategy; gradients are then averaged over every replica of every process through a
+// distributed::HierarchicalGroup (threads first, then one collective across the processes).
 class MultiWorkerMirroredStrategy : public Strategy {
  public:
   explicit MultiWorkerMirroredStrategy(distributed::CommOptions options = {});
-  // Over a given communicator (tests: a LocalGroup rank standing in for a process).
-  explicit MultiWorkerMirroredStrategy(std::shared_ptr<distributed::Communicator> comm);
+  explicit MultiWorkerMirroredStrategy(std::vector<Device> devices, distributed::CommOptions options = {});
+  // Over a given process communicator (tests: a LocalGroup rank standing in for a process); with
+  // several devices the replicas' group shares it (Note [Hierarchical communicator]).
+  explicit MultiWorkerMirroredStrategy(std::shared_ptr<distributed::Communicator> comm,
+                                       std::vector<Device> devices = {Device()});
+  ~MultiWorkerMirroredStrategy() override;
   std::string name() const override { return "MultiWorkerMirroredStrategy"; }
+  int num_local_replicas() const override { return static_cast<int>(devices_.size()); }
+  std::vector<Device> local_devices() const override { return devices_; }
   std::shared_ptr<distributed::Communicator> process_communicator() const override { return comm_; }
-  std::shared_ptr<distributed::Communicator> replica_communicator(int) const override { return comm_; }
+  std::shared_ptr<distributed::Communicator> replica_communicator(int local_replica) const override;
 
  private:
+  void make_replica_group(std::shared_ptr<distributed::Communicator> process, distributed::CommOptions options);
+
   std::shared_ptr<distributed::Communicator> comm_;
+  std::vector<Device> devices_;
+  std::unique_ptr<distributed::HierarchicalGroup> group_;
+  std::vector<std::shared_ptr<distributed::Communicator>> replica_comms_;
 };
 
 // One process, one replica per local device (cpu:0..N-1 now), one thread each, joined by the
@@ -153,7 +167,6 @@ class MirroredStrategy : public Strategy {
   std::vector<Device> local_devices() const override { return devices_; }
   std::shared_ptr<distributed::Communicator> process_communicator() const override { return stub_; }
   std::shared_ptr<distributed::Communicator> replica_communicator(int local_replica) const override;
-  void run_replicas(const std::function<void(int)>& fn) override;
 
  private:
   std::vector<Device> devices_;
