@@ -97,7 +97,11 @@ void row(mf::Strategy& strategy, const char* name, std::shared_ptr<mf::Model> (*
 }  // namespace
 
 int main(int argc, char** argv) {
-  mf::MultiWorkerMirroredStrategy strategy;
+  // --no-verify: collectives without the call fingerprint exchange (CommOptions::verify_calls).
+  bool verify = true;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--no-verify") verify = false;
+  mf::MultiWorkerMirroredStrategy strategy(mf::distributed::CommOptions{.verify_calls = verify});
   // --bucket-kib K: gradient bucket size; --only mlp|cnn: one model; --scale S: S times the steps.
   std::string only;
   int64_t scale = 1;
