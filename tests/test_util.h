@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,6 +14,14 @@
 #include "meshflow/core/core.h"
 
 namespace mf_test {
+
+// A fresh, empty folder under the system temp dir, named by `tag` and this process.
+inline std::string temp_folder(const std::string& tag) {
+  auto dir = std::filesystem::temp_directory_path() / ("meshflow_" + tag + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
 
 using meshflow::DType;
 using meshflow::Shape;

@@ -56,12 +56,7 @@ inline Data regression_data(int64_t n = 64, uint64_t seed = 5) {
 }
 
 // A fresh, empty folder under the system temp dir.
-inline std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("meshflow_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+inline std::string temp_dir(const std::string& name) { return mf_test::temp_folder(name); }
 
 // Records what fit() passes to the hooks.
 class Recorder : public Callback {

@@ -13,13 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_folder(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("meshflow_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
 // 3 -> 5 (tanh) -> 2, the same initial weights for the same seed.
 std::shared_ptr<Model> mlp(std::shared_ptr<Optimizer> optimizer) {
   reset_layer_names();
@@ -47,7 +40,7 @@ std::string read_text(const std::string& path) {
 // Trains 3 epochs straight, and 2 epochs + save + load_model + 1 epoch: the weights must agree.
 void expect_resume_equals_uninterrupted(const std::function<std::shared_ptr<Optimizer>()>& make_optimizer,
                                         const std::string& tag) {
-  auto dir = temp_folder("resume_" + tag);
+  auto dir = mf_test::temp_folder("resume_" + tag);
   auto d = data();
   FitOptions fo{.epochs = 3, .batch_size = 8, .verbose = 0, .shuffle = true, .seed = 4};
   auto straight = mlp(make_optimizer());
@@ -108,7 +101,7 @@ TEST(LoadModel, ResumedAdamEqualsAnUninterruptedRun) {
 }
 
 TEST(LoadModel, RestoresLossesMetricsLossWeightsAndSchedule) {
-  auto dir = temp_folder("compile_config");
+  auto dir = mf_test::temp_folder("compile_config");
   reset_layer_names();
   manual_seed(2);
   auto in = Input({4});
@@ -150,7 +143,7 @@ TEST(LoadModel, RestoresLossesMetricsLossWeightsAndSchedule) {
 }
 
 TEST(LoadModel, UnknownOptimizerOrLossInTheConfigIsAClearError) {
-  auto dir = temp_folder("compile_errors");
+  auto dir = mf_test::temp_folder("compile_errors");
   auto model = mlp(optimizers::get("adam"));
   model->save(dir + "/m");
   const std::string config_path = dir + "/m/config.json";

@@ -21,13 +21,6 @@ MF_REGISTER_LAYER(FlattenRows, "FlattenRows");
 
 namespace {
 
-std::string temp_folder(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("meshflow_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
 // 4 -> 8 (relu) -> 3, functional; fresh names so two builds get the same variable names.
 std::shared_ptr<Model> mlp(int64_t hidden = 8, uint64_t seed = 1) {
   reset_layer_names();
@@ -43,7 +36,7 @@ Tensor batch_x(uint64_t seed, int64_t n = 6) { return mf_test::random_tensor({n,
 }  // namespace
 
 TEST(SaveWeights, RoundTripByVariableName) {
-  auto dir = temp_folder("weights");
+  auto dir = mf_test::temp_folder("weights");
   auto a = mlp(8, 1);
   a->save_weights(dir + "/w.safetensors");
   auto names = read_safetensors(dir + "/w.safetensors");
@@ -59,7 +52,7 @@ TEST(SaveWeights, RoundTripByVariableName) {
 }
 
 TEST(SaveWeights, AnotherArchitectureListsEveryMismatchAndChangesNothing) {
-  auto dir = temp_folder("weights_mismatch");
+  auto dir = mf_test::temp_folder("weights_mismatch");
   auto path = dir + "/w.safetensors";
   mlp(8)->save_weights(path);
   auto wider = mlp(5);
@@ -79,7 +72,7 @@ TEST(SaveWeights, AnotherArchitectureListsEveryMismatchAndChangesNothing) {
 }
 
 TEST(Checkpoint, RestoresOptimizerSlotsAndStepSoTrainingContinuesIdentically) {
-  auto dir = temp_folder("ckpt");
+  auto dir = mf_test::temp_folder("ckpt");
   auto path = dir + "/ckpt.safetensors";
   Tensor y = mf_test::random_tensor({6, 3}, 9, -1, 1, DType::F32);
   auto train = [&](Model& m, int from, int to) {
@@ -112,7 +105,7 @@ TEST(Checkpoint, RestoresOptimizerSlotsAndStepSoTrainingContinuesIdentically) {
 }
 
 TEST(SaveModel, FunctionalWithSharedLayerAndTwoOutputsRebuildsAndPredictsTheSame) {
-  auto dir = temp_folder("model_functional");
+  auto dir = mf_test::temp_folder("model_functional");
   reset_layer_names();
   manual_seed(5);
   auto a = Input({4}), b = Input({4});
@@ -151,7 +144,7 @@ TEST(SaveModel, FunctionalWithSharedLayerAndTwoOutputsRebuildsAndPredictsTheSame
 }
 
 TEST(SaveModel, SequentialWithInputShapeAndNestedModel) {
-  auto dir = temp_folder("model_sequential");
+  auto dir = mf_test::temp_folder("model_sequential");
   reset_layer_names();
   manual_seed(6);
   auto seq = std::make_shared<Sequential>(std::vector<std::shared_ptr<Layer>>{
@@ -181,7 +174,7 @@ TEST(SaveModel, SequentialWithInputShapeAndNestedModel) {
 }
 
 TEST(SaveModel, ErrorsNameTheFileAndTheFix) {
-  auto dir = temp_folder("model_errors");
+  auto dir = mf_test::temp_folder("model_errors");
   auto m = mlp();
   m->save(dir + "/m");
   const std::string config_path = dir + "/m/config.json";
@@ -217,7 +210,7 @@ TEST(SaveModel, ErrorsNameTheFileAndTheFix) {
 }
 
 TEST(SaveModel, BuiltInLayersConvDenseAndBatchNormRoundTrip) {
-  auto dir = temp_folder("model_builtin");
+  auto dir = mf_test::temp_folder("model_builtin");
   reset_layer_names();
   manual_seed(8);
   using namespace layers;

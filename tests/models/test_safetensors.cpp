@@ -23,13 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_folder(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("meshflow_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
 std::string file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
@@ -66,7 +59,7 @@ std::vector<std::pair<std::string, Tensor>> every_dtype() {
 }  // namespace
 
 TEST(Safetensors, ByteLayoutAndRoundTripInEveryDType) {
-  auto dir = temp_folder("st_layout");
+  auto dir = mf_test::temp_folder("st_layout");
   auto path = dir + "/all.safetensors";
   auto tensors = every_dtype();
   write_safetensors(path, tensors, Json{{"epoch", "3"}});
@@ -100,7 +93,7 @@ TEST(Safetensors, ByteLayoutAndRoundTripInEveryDType) {
 }
 
 TEST(Safetensors, PyTorchReadsOurFiles) {
-  auto dir = temp_folder("st_torch_read");
+  auto dir = mf_test::temp_folder("st_torch_read");
   auto path = dir + "/ours.safetensors";
   Tensor a = mf_test::random_tensor({2, 3}, 5, -1, 1, DType::F32);
   Tensor b = mf_test::random_tensor({3}, 6);
@@ -127,7 +120,7 @@ TEST(Safetensors, PyTorchReadsOurFiles) {
 }
 
 TEST(Safetensors, WeReadFilesPyTorchWrites) {
-  auto dir = temp_folder("st_torch_write");
+  auto dir = mf_test::temp_folder("st_torch_write");
   auto path = dir + "/theirs.safetensors";
   // The writer is written here in Python from the format description, not by our code.
   MF_TORCH_OR_SKIP(ok, "import json, struct\n"
@@ -160,7 +153,7 @@ TEST(Safetensors, WeReadFilesPyTorchWrites) {
 }
 
 TEST(Safetensors, StrictReaderNamesTheFileAndTheProblem) {
-  auto dir = temp_folder("st_errors");
+  auto dir = mf_test::temp_folder("st_errors");
   auto p = dir + "/bad.safetensors";
   std::string eight_floats(32, '\0');
   EXPECT_MF_ERROR(read_safetensors(dir + "/none.safetensors"), "none.safetensors", "does not exist");
@@ -206,7 +199,7 @@ std::vector<std::pair<std::string, Tensor>> big_weights(double fill) { return {{
 }  // namespace
 
 TEST(AtomicWrite, KilledMidWriteLeavesThePreviousFileIntact) {
-  auto dir = temp_folder("st_kill");
+  auto dir = mf_test::temp_folder("st_kill");
   auto path = dir + "/weights.safetensors";
   write_safetensors(path, big_weights(1.0));  // 16 MB of 1.0
   const std::string before = file_bytes(path);
@@ -244,7 +237,7 @@ TEST(AtomicWrite, KilledMidWriteLeavesThePreviousFileIntact) {
 }
 
 TEST(AtomicWrite, KilledAtRandomMomentsTheFileIsAlwaysOldOrNew) {
-  auto dir = temp_folder("st_random_kill");
+  auto dir = mf_test::temp_folder("st_random_kill");
   auto path = dir + "/weights.safetensors";
   write_safetensors(path, big_weights(0.0));
   std::mt19937 rng(42);
