@@ -102,14 +102,25 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--no-verify") verify = false;
   mf::MultiWorkerMirroredStrategy strategy(mf::distributed::CommOptions{.verify_calls = verify});
-  // --bucket-kib K: gradient bucket size; --only mlp|cnn: one model; --scale S: S times the steps.
+  // --bucket-kib K: gradient bucket size; --only mlp|cnn: one model; --scale S: S times the steps;
+  // --compress bf16|fp16: halves on the wire.
   std::string only;
   int64_t scale = 1;
   for (int i = 1; i + 1 < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--bucket-kib") strategy.set_bucket_options({.bucket_bytes = std::stoul(argv[i + 1]) << 10});
+    if (flag == "--bucket-kib") {
+      auto o = strategy.bucket_options();
+      o.bucket_bytes = std::stoul(argv[i + 1]) << 10;
+      strategy.set_bucket_options(o);
+    }
     if (flag == "--only") only = argv[i + 1];
     if (flag == "--scale") scale = std::max<int64_t>(1, std::stoll(argv[i + 1]));
+    if (flag == "--compress") {  // bf16 | fp16: gradient buckets sent as halves
+      auto o = strategy.bucket_options();
+      o.compression = std::string(argv[i + 1]) == "fp16" ? mf::distributed::GradCompression::FP16
+                                                         : mf::distributed::GradCompression::BF16;
+      strategy.set_bucket_options(o);
+    }
   }
   if (strategy.is_chief())
     std::printf("bench_data_parallel: %d ranks, %d threads each, buckets of %zu KiB\n", strategy.num_processes(),

@@ -93,7 +93,7 @@ bool mpi_finalized() {
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
-    case DType::F32: case DType::BF16: case DType::F16: return MPI_FLOAT;  // halves travel as f32
+    case DType::F32: return MPI_FLOAT;  // halves: half_op
     case DType::F64: return MPI_DOUBLE;
     case DType::I32: return MPI_INT32_T;
     case DType::I64: return MPI_INT64_T;
@@ -115,6 +115,47 @@ int to_count(int64_t n, const std::string& what) {
 }
 
 bool is_half(DType t) { return t == DType::BF16 || t == DType::F16; }
+
+// Note [Halves on the wire]
+// MPI has no bf16/f16 arithmetic. Widening to f32 before the collective would send twice the
+// bytes and make gradient compression pointless, so halves travel as 16-bit words and reduce
+// through user-defined ops that widen each pair to float and round the result: half the bytes, at
+// the price of one rounding per reduction step of MPI's algorithm instead of one in all.
+template <typename H, ReduceOp O>
+void reduce_halves(void* in, void* inout, int* len, MPI_Datatype*) {
+  const H* a = static_cast<const H*>(in);
+  H* b = static_cast<H*>(inout);
+  for (int i = 0; i < *len; ++i) {
+    const float x = static_cast<float>(a[i]), y = static_cast<float>(b[i]);
+    b[i] = H(O == ReduceOp::Max ? std::max(x, y) : O == ReduceOp::Min ? std::min(x, y) : x + y);
+  }
+}
+
+MPI_Op half_op(DType dt, ReduceOp op) {
+  static const auto ops = [] {  // first use is after MPI_Init (a collective needs it)
+    std::array<MPI_Op, 6> made{};
+    MPI_User_function* fns[6] = {reduce_halves<bf16, ReduceOp::Sum>, reduce_halves<bf16, ReduceOp::Max>,
+                                 reduce_halves<bf16, ReduceOp::Min>, reduce_halves<f16, ReduceOp::Sum>,
+                                 reduce_halves<f16, ReduceOp::Max>, reduce_halves<f16, ReduceOp::Min>};
+    for (int k = 0; k < 6; ++k) MF_MPI_CHECK(MPI_Op_create(fns[k], 1, &made[k]));
+    return made;
+  }();
+  const int which = op == ReduceOp::Max ? 1 : op == ReduceOp::Min ? 2 : 0;  // Avg sums, then divides
+  return ops[(dt == DType::F16 ? 3 : 0) + which];
+}
+
+// Avg of halves: the sum, divided in place, rounded once more.
+void divide_halves(DType dt, void* data, int64_t n, int ranks) {
+  auto run = [&]<typename H>() {
+    H* d = static_cast<H*>(data);
+    for (int64_t i = 0; i < n; ++i) d[i] = H(static_cast<float>(d[i]) / static_cast<float>(ranks));
+  };
+  if (dt == DType::F16) {
+    run.operator()<f16>();
+  } else {
+    run.operator()<bf16>();
+  }
+}
 
 // Note [Call fingerprints]
 // With CommOptions::verify_calls, each collective first all-gathers a fixed-size description of
@@ -244,16 +285,19 @@ class MpiCommunicator final : public Communicator {
     const DType dt = t.dtype();
     const int n = to_count(t.numel(), what);
     return queued(what, describe(t), fingerprint(0, op, 0, &t), [comm = comm_, size = size_, t, dt, n, op] {
-      Tensor buf = t;
-      if (is_half(dt)) {  // halves reduce in f32
-        buf = empty(t.shape(), {.dtype = DType::F32});
-        internal::convert(dt, t.raw_data(), DType::F32, buf.raw_data(), n);
+      if (is_half(dt)) {  // 16-bit words, reduced by half_op (Note [Halves on the wire])
+        {
+          auto lock = MpiRuntime::get().guard();
+          MF_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), n, MPI_UINT16_T, half_op(dt, op), comm));
+        }
+        if (n && op == ReduceOp::Avg) divide_halves(dt, t.raw_data(), n, size);
+        return;
       }
       {
         auto lock = MpiRuntime::get().guard();
-        MF_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf.raw_data(), n, mpi_type(dt), mpi_op(op), comm));
+        MF_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), n, mpi_type(dt), mpi_op(op), comm));
       }
-      if (n && (op == ReduceOp::Avg || is_half(dt))) internal::finish_reduce(dt, buf.raw_data(), t.raw_data(), n, op, size);
+      if (n && op == ReduceOp::Avg) internal::finish_reduce(dt, t.raw_data(), t.raw_data(), n, op, size);
     });
   }
 
@@ -304,18 +348,19 @@ class MpiCommunicator final : public Communicator {
     for (int r = 0; r < size_; ++r) counts.push_back(to_count(internal::split_count(in.size(0), size_, r) * row, what));
     to_count(in.numel(), what);
     return queued(what, describe(in), fingerprint(3, op, 0, &src), [comm = comm_, size = size_, src, out, dt, op, counts] {
-      Tensor send = src, recv = out;
-      if (is_half(dt)) {  // halves reduce in f32
-        send = empty(src.shape(), {.dtype = DType::F32});
-        internal::convert(dt, src.raw_data(), DType::F32, send.raw_data(), src.numel());
-        recv = empty(out.shape(), {.dtype = DType::F32});
-      }
+      const bool half = is_half(dt);  // 16-bit words, reduced by half_op (Note [Halves on the wire])
       {
         auto lock = MpiRuntime::get().guard();
-        MF_MPI_CHECK(MPI_Reduce_scatter(send.raw_data(), recv.raw_data(), counts.data(), mpi_type(dt), mpi_op(op), comm));
+        MF_MPI_CHECK(MPI_Reduce_scatter(src.raw_data(), out.raw_data(), counts.data(), half ? MPI_UINT16_T : mpi_type(dt),
+                                        half ? half_op(dt, op) : mpi_op(op), comm));
       }
-      if (out.numel() && (op == ReduceOp::Avg || is_half(dt)))
-        internal::finish_reduce(dt, recv.raw_data(), out.raw_data(), out.numel(), op, size);
+      if (out.numel() && op == ReduceOp::Avg) {
+        if (half) {
+          divide_halves(dt, out.raw_data(), out.numel(), size);
+        } else {
+          internal::finish_reduce(dt, out.raw_data(), out.raw_data(), out.numel(), op, size);
+        }
+      }
     });
   }
 

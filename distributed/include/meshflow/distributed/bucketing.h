@@ -18,7 +18,7 @@ enum class BucketOverlap { Auto, Always, Never };
 
 struct BucketOptions {
   size_t bucket_bytes = 25u << 20;  // a bucket closes before it would pass this (one big param may exceed it)
-  GradCompression compression = GradCompression::None;  // halves the bytes on the wire; reduced in f32
+  GradCompression compression = GradCompression::None;  // halves the bytes on the wire; summed via f32
   BucketOverlap overlap = BucketOverlap::Auto;
 };
 

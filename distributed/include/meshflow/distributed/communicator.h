@@ -46,7 +46,8 @@ using WorkPtr = std::shared_ptr<Work>;
 // Note [Collective rules]
 // - Tensors live on the CPU and are contiguous where they are written (all_reduce, broadcast,
 //   recv, and a given `out`); inputs of any strides are copied first.
-// - Dtypes f32, f64, bf16, f16, i32, i64. bf16/f16 are reduced in f32 and rounded once at the end.
+// - Dtypes f32, f64, bf16, f16, i32, i64. bf16/f16 travel as 16-bit words; each reduction step
+//   widens to f32 and rounds (local backend: once at the end; MPI: once per step of its algorithm).
 //   Avg needs a floating dtype (an integer average would silently truncate).
 // - Rows (axis 0) are split over ranks like numpy.array_split: with N rows and n ranks, rank r
 //   holds N/n rows plus one more when r < N % n. reduce_scatter gives rank r its rows of the
