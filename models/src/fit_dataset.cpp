@@ -72,14 +72,24 @@ History Model::fit(Dataset& data, FitOptions o) {
   // others waiting in a gradient all-reduce. Checked once, here, where it is cheap.
   const bool distributed = replicated();
   const int processes = distributed ? strategy_->num_processes() : 1;
-  if (processes > 1 && o.steps_per_epoch <= 0) {
-    MF_CHECK(card >= 0, "fit(Dataset) under ", processes, " processes: the dataset's length is unknown, so the ",
-             "processes cannot be sure to take the same number of steps; set steps_per_epoch");
-    std::vector<double> sums{double(card), double(card) * double(card)};
+  // Agreed in one sum, so every rank fails together, before any step:
+  // - a per-rank shard (TF's habit) would be split over the ranks again, and each rank would train
+  //   on 1/P of its own batches: refused rather than dropping data silently;
+  // - without steps_per_epoch, every rank's pipeline must have the same, known length.
+  if (processes > 1) {
+    const bool count = o.steps_per_epoch <= 0;
+    std::vector<double> sums{data.num_shards() > 1 ? 1.0 : 0.0, count && card < 0 ? 1.0 : 0.0,
+                             count ? double(card) : 0.0, count ? double(card) * double(card) : 0.0};
     strategy_->reduce_sums(sums);
-    MF_CHECK(sums[0] * sums[0] == sums[1] * processes, "fit(Dataset) under ", processes, " processes: the ranks' ",
+    MF_CHECK(sums[0] == 0, "fit(Dataset) under ", processes, " processes: ", sums[0], " rank(s) pass a sharded ",
+             "pipeline (this rank's keeps 1 of ", data.num_shards(), "), but fit already splits every batch over the ",
+             "processes, so each rank would train on a fraction of its own batches; give every rank the same, ",
+             "unsharded pipeline");
+    MF_CHECK(sums[1] == 0, "fit(Dataset) under ", processes, " processes: the dataset's length is unknown on ", sums[1],
+             " rank(s), so the processes cannot be sure to take the same number of steps; set steps_per_epoch");
+    MF_CHECK(sums[2] * sums[2] == sums[3] * processes, "fit(Dataset) under ", processes, " processes: the ranks' ",
              "datasets have different numbers of batches (this rank's: ", card, "); every process must iterate the ",
-             "same pipeline (each batch is split over the processes): do not shard it per rank");
+             "same pipeline (each batch is split over the processes)");
   }
   const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : card;  // may be unknown (-1)
   data.reset();

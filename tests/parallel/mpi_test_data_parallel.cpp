@@ -115,9 +115,14 @@ TEST(MultiWorkerMirrored, FitOnADatasetEqualsSingleProcess) {
   EXPECT_TRUE(weights_near(*dist, *reference, 1e-10));
 
   // Ranks whose pipelines differ in length are told so together, before any step (no hang).
-  mf::Dataset sharded = mf::Dataset::from_tensors({x}, {y}).shard(s.num_processes(), s.process_rank()).batch(5);
-  mf::Dataset uneven = s.process_rank() == 0 ? mf::Dataset::from_tensors({x}, {y}).batch(5) : sharded;
+  mf::Dataset uneven = mf::Dataset::from_tensors({x}, {y}).batch(s.process_rank() == 0 ? 5 : 7);
   EXPECT_MF_ERROR(dist->fit(uneven, {.epochs = 1, .verbose = 0}), "different numbers of batches", "same pipeline");
+  // Per-rank shards (each rank would train on 1/P of its own batches) are refused on every rank,
+  // also when one rank alone shards and when the shards have equal lengths.
+  mf::Dataset sharded = mf::Dataset::from_tensors({x}, {y}).shard(s.num_processes(), s.process_rank()).batch(5);
+  EXPECT_MF_ERROR(dist->fit(sharded, {.epochs = 1, .verbose = 0}), "sharded", "unsharded pipeline");
+  mf::Dataset one = s.process_rank() == 1 ? sharded : mf::Dataset::from_tensors({x}, {y}).batch(5);
+  EXPECT_MF_ERROR(dist->fit(one, {.epochs = 1, .verbose = 0, .steps_per_epoch = 2}), "1 rank(s) pass a sharded");
 }
 
 TEST(MultiWorkerMirrored, OnlyTheChiefWritesTensorBoardFiles) {

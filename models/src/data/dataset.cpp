@@ -98,4 +98,6 @@ void Dataset::skip_passes(uint64_t n) {
 
 int64_t Dataset::cardinality() const { return plan_ ? plan_->cardinality : kUnknownCardinality; }
 
+int64_t Dataset::num_shards() const { return plan_ ? plan_->shards : 1; }
+
 }  // namespace meshflow

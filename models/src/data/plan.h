@@ -16,6 +16,7 @@ struct Plan {
   // `pass` numbers the passes, so shuffles differ between passes but repeat for the same seed.
   std::function<std::unique_ptr<Stage>(uint64_t pass)> make;
   int64_t cardinality = kUnknownCardinality;
+  int64_t shards = 1;  // product of the shard() stages' num_shards along the chain
 };
 
 // Mixes a pass number into a seed (splitmix64), so nearby passes get unrelated streams.

@@ -88,6 +88,7 @@ Dataset Dataset::prefetch(int64_t n) const {
   MF_CHECK(n > 0, "Dataset::prefetch: the buffer size must be positive, got ", n);
   auto parent = plan_;
   auto plan = std::make_shared<data::Plan>();
+  plan->shards = parent->shards;
   plan->make = [parent, n](uint64_t pass) {
     return std::make_unique<data::PrefetchStage>(parent->make(pass), static_cast<size_t>(n));
   };

@@ -151,6 +151,7 @@ Dataset Dataset::map(std::function<Element(Element)> fn) const {
   MF_CHECK(fn != nullptr, "Dataset::map: the function is empty");
   auto parent = plan_;
   auto plan = std::make_shared<data::Plan>();
+  plan->shards = parent->shards;
   plan->make = [parent, fn](uint64_t pass) { return std::make_unique<data::MapStage>(parent->make(pass), fn); };
   plan->cardinality = parent->cardinality;
   return Dataset(plan);
@@ -162,6 +163,7 @@ Dataset Dataset::shuffle(int64_t buffer_size, uint64_t seed) const {
            "(buffer_size <= 0) of an infinite dataset never ends; give a buffer size or shuffle before repeat()");
   size_t buffer = buffer_size > 0 ? static_cast<size_t>(buffer_size) : SIZE_MAX;
   auto plan = std::make_shared<data::Plan>();
+  plan->shards = parent->shards;
   plan->make = [parent, buffer, seed](uint64_t pass) {
     return std::make_unique<data::ShuffleStage>(parent->make(pass), buffer, data::mix_seed(seed, pass));
   };
@@ -173,6 +175,7 @@ Dataset Dataset::batch(int64_t n, bool drop_remainder) const {
   MF_CHECK(n > 0, "Dataset::batch: the batch size must be positive, got ", n);
   auto parent = plan_;
   auto plan = std::make_shared<data::Plan>();
+  plan->shards = parent->shards;
   plan->make = [parent, n, drop_remainder](uint64_t pass) {
     return std::make_unique<data::BatchStage>(parent->make(pass), static_cast<size_t>(n), drop_remainder);
   };
@@ -185,6 +188,7 @@ Dataset Dataset::repeat(int64_t count) const {
   MF_CHECK(count >= -1, "Dataset::repeat: count must be -1 (forever) or >= 0, got ", count);
   auto parent = plan_;
   auto plan = std::make_shared<data::Plan>();
+  plan->shards = parent->shards;
   plan->make = [parent, count](uint64_t pass) { return std::make_unique<data::RepeatStage>(parent, count, pass); };
   int64_t c = parent->cardinality;
   if (count == 0 || c == 0) plan->cardinality = 0;
@@ -198,9 +202,11 @@ Dataset Dataset::shard(int64_t num_shards, int64_t index) const {
            "index ", index, " of ", num_shards, " shards");
   auto parent = plan_;
   auto plan = std::make_shared<data::Plan>();
+  plan->shards = parent->shards;
   plan->make = [parent, num_shards, index](uint64_t pass) {
     return std::make_unique<data::ShardStage>(parent->make(pass), num_shards, index);
   };
+  plan->shards = parent->shards * num_shards;
   int64_t c = parent->cardinality;
   plan->cardinality = data::finite(c) ? (c > index ? (c - index - 1) / num_shards + 1 : 0) : c;
   return Dataset(plan);

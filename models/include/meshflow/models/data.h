@@ -73,6 +73,8 @@ class Dataset {
   void skip_passes(uint64_t n);
   // Elements per pass when known, kUnknownCardinality or kInfiniteCardinality otherwise.
   int64_t cardinality() const;
+  // How many shards this pipeline keeps one of (the product of its shard() stages; 1: unsharded).
+  int64_t num_shards() const;
 
   // for (auto& [x, y] : dataset): one pass.
   class iterator {
