@@ -108,6 +108,14 @@ inline void compile(mf::Model& model) {
   model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
 }
 
+// build() replicated and compiled inside the strategy's scope, as users write it.
+inline std::shared_ptr<mf::Model> replicated(mf::Strategy& s, std::shared_ptr<mf::Model> (*build)() = mlp) {
+  auto scope = s.scope();
+  auto model = mf::replicate_model(build);
+  compile(*model);
+  return model;
+}
+
 inline ::testing::AssertionResult histories_near(const mf::History& a, const mf::History& b, double rtol) {
   if (a.history.size() != b.history.size()) return ::testing::AssertionFailure() << "different keys";
   for (const auto& [k, va] : a.history) {

@@ -88,12 +88,7 @@ TEST(MultiWorkerMirrored, FitOnADatasetEqualsSingleProcess) {
   auto& s = strategy();
   auto [x, y] = data(49, {6}, 13);
   auto pipeline = [&] { return mf::Dataset::from_tensors({x}, {y}).shuffle(49, 3).batch(8); };
-  std::shared_ptr<mf::Model> dist;
-  {
-    auto scope = s.scope();
-    dist = mf::replicate_model(mlp);
-    compile(*dist);
-  }
+  auto dist = replicated(s);
   set_known_weights(*dist, x, 0.05 * s.process_rank());
   auto reference = mlp();
   compile(*reference);
@@ -128,12 +123,7 @@ TEST(MultiWorkerMirrored, FitOnADatasetEqualsSingleProcess) {
 TEST(MultiWorkerMirrored, OnlyTheChiefWritesTensorBoardFiles) {
   auto& s = strategy();
   auto [x, y] = data(20, {6}, 4);
-  std::shared_ptr<mf::Model> model;
-  {
-    auto scope = s.scope();
-    model = mf::replicate_model(mlp);
-    compile(*model);
-  }
+  auto model = replicated(s);
   // One folder per rank, so each rank can see what it wrote itself.
   auto dir = std::filesystem::temp_directory_path() /
              ("meshflow_tb_chief_" + std::to_string(::getppid()) + "_" + std::to_string(s.process_rank()));
@@ -171,12 +161,7 @@ TEST(MultiWorkerMirrored, ReplicaErrorsNameTheReplicaAndProcess) {
 TEST(MultiWorkerMirrored, OnlyTheChiefPrints) {
   auto& s = strategy();
   auto [x, y] = data(20, {6}, 3);
-  std::shared_ptr<mf::Model> model;
-  {
-    auto scope = s.scope();
-    model = mf::replicate_model(mlp);
-    compile(*model);
-  }
+  auto model = replicated(s);
   EXPECT_EQ(model->is_chief(), s.process_rank() == 0);
   testing::internal::CaptureStdout();
   model->fit({x}, {y}, {.epochs = 2, .batch_size = 8, .verbose = 2});
