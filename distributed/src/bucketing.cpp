@@ -118,7 +118,7 @@ DType wire_dtype(DType param, GradCompression c) {
 // A bucket sent during backward is moved by the communicator's progress thread. On a CPU whose
 // cores all run compute threads, that thread takes a core from backward (the kernel lets a woken
 // thread preempt the running one) and stretches the step more than the overlap saves: measured
-// on 2 ranks of 1 thread each, one core per rank, the MLP step went from 3.0 to 4.4 ms. Auto
+// on 2 ranks of 1 thread each, one core per rank, the MLP step took 4.3-4.9 ms, 3.2-3.8 without. Auto
 // overlaps only when this process's share of the cores outnumbers its compute threads: the cores
 // it is bound to, or, when it may run anywhere (mpirun --bind-to none), the machine's cores
 // divided among the ranks on this host.
