@@ -28,4 +28,29 @@ inline mf::Tensor uniform(const mf::Shape& shape, uint64_t seed) {
 
 inline mf::Tensor one_hot_labels(const mf::Tensor& ids, int64_t classes) { return mf::one_hot(ids, classes); }
 
+// The Fashion-MNIST programs' options: --epochs N, --batch B, --data DIR (Debian's dataset folder).
+struct FashionArgs {
+  int epochs = 3;
+  int64_t batch = 128;
+  std::string data = "/usr/share/datasets/fashion-mnist";
+};
+
+inline FashionArgs parse_fashion_args(int argc, char** argv, int default_epochs) {
+  FashionArgs a;
+  a.epochs = default_epochs;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw mf::Error("option " + k + " needs a value");
+      return argv[++i];
+    };
+    if (k == "--epochs") a.epochs = std::stoi(value());
+    else if (k == "--batch") a.batch = std::stoll(value());
+    else if (k == "--data") a.data = value();
+    else throw mf::Error("unknown option '" + k + "' (expected --epochs, --batch, --data)");
+  }
+  if (a.epochs < 1 || a.batch < 1) throw mf::Error("--epochs and --batch must be positive");
+  return a;
+}
+
 }  // namespace example

@@ -5,35 +5,13 @@
 #include <cstdio>
 #include <string>
 
+#include "example_util.h"
 #include "meshflow/meshflow.h"
 #include "meshflow/models/layers/core.h"
 
 namespace mf = meshflow;
 
 namespace {
-
-struct Args {
-  int epochs = 4;
-  int64_t batch = 128;
-  std::string data = "/usr/share/datasets/fashion-mnist";
-};
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw mf::Error("option " + k + " needs a value");
-      return argv[++i];
-    };
-    if (k == "--epochs") a.epochs = std::stoi(value());
-    else if (k == "--batch") a.batch = std::stoll(value());
-    else if (k == "--data") a.data = value();
-    else throw mf::Error("unknown option '" + k + "' (expected --epochs, --batch, --data)");
-  }
-  if (a.epochs < 1 || a.batch < 1) throw mf::Error("--epochs and --batch must be positive");
-  return a;
-}
 
 std::shared_ptr<mf::Model> build() {
   auto inputs = mf::Input({784});
@@ -45,7 +23,7 @@ std::shared_ptr<mf::Model> build() {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  Args args = parse(argc, argv);
+  example::FashionArgs args = example::parse_fashion_args(argc, argv, /*default_epochs=*/4);
   mf::MultiWorkerMirroredStrategy strategy;
   auto load = [&](const char* images, const char* labels) {
     mf::Tensor x = mf::io::read_idx(args.data + "/" + images);

@@ -10,34 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "example_util.h"
 #include "meshflow/meshflow.h"
 
 namespace mf = meshflow;
 
 namespace {
-
-struct Args {
-  int epochs = 3;
-  int64_t batch = 128;
-  std::string data = "/usr/share/datasets/fashion-mnist";
-};
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw mf::Error("option " + k + " needs a value");
-      return argv[++i];
-    };
-    if (k == "--epochs") a.epochs = std::stoi(value());
-    else if (k == "--batch") a.batch = std::stoll(value());
-    else if (k == "--data") a.data = value();
-    else throw mf::Error("unknown option '" + k + "' (expected --epochs, --batch, --data)");
-  }
-  if (a.epochs < 1 || a.batch < 1) throw mf::Error("--epochs and --batch must be positive");
-  return a;
-}
 
 struct Adam {
   double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-7;
@@ -65,7 +43,7 @@ struct Adam {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  Args args = parse(argc, argv);
+  example::FashionArgs args = example::parse_fashion_args(argc, argv, /*default_epochs=*/3);
   auto load = [&](const char* images, const char* labels) {
     mf::Tensor x = mf::io::read_idx(args.data + "/" + images);
     mf::Tensor y = mf::io::read_idx(args.data + "/" + labels, /*as_float=*/false);
