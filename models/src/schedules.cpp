@@ -8,26 +8,35 @@
 namespace meshflow::schedules {
 namespace {
 
-// initial * rate^(step / decay_steps), the exponent floored when staircase.
-class ExponentialDecayImpl : public LearningRateSchedule {
+// The state and config the two rate decays share: progress = step / decay_steps, floored when
+// staircase, and Keras's config keys.
+class RateDecay : public LearningRateSchedule {
  public:
-  ExponentialDecayImpl(double initial, int64_t decay_steps, double rate, bool staircase)
-      : initial_(initial), steps_(decay_steps), rate_(rate), staircase_(staircase) {}
-  double operator()(int64_t step) const override {
-    double p = double(step) / double(steps_);
-    if (staircase_) p = std::floor(p);
-    return initial_ * std::pow(rate_, p);
-  }
+  RateDecay(const char* class_name, double initial, int64_t decay_steps, double rate, bool staircase)
+      : class_name_(class_name), initial_(initial), steps_(decay_steps), rate_(rate), staircase_(staircase) {}
   Json get_config() const override {
-    return {{"class_name", "ExponentialDecay"}, {"initial_learning_rate", initial_}, {"decay_steps", steps_},
+    return {{"class_name", class_name_}, {"initial_learning_rate", initial_}, {"decay_steps", steps_},
             {"decay_rate", rate_}, {"staircase", staircase_}};
   }
 
- private:
+ protected:
+  double progress(int64_t step) const {
+    double p = double(step) / double(steps_);
+    return staircase_ ? std::floor(p) : p;
+  }
+  const char* class_name_;
   double initial_;
   int64_t steps_;
   double rate_;
   bool staircase_;
+};
+
+// initial * rate^(step / decay_steps), the exponent floored when staircase.
+class ExponentialDecayImpl : public RateDecay {
+ public:
+  ExponentialDecayImpl(double initial, int64_t decay_steps, double rate, bool staircase)
+      : RateDecay("ExponentialDecay", initial, decay_steps, rate, staircase) {}
+  double operator()(int64_t step) const override { return initial_ * std::pow(rate_, progress(step)); }
 };
 
 // values[0] while step <= boundaries[0], values[i] while boundaries[i-1] < step <= boundaries[i],
@@ -71,25 +80,11 @@ class CosineDecayImpl : public LearningRateSchedule {
 };
 
 // initial / (1 + rate * step / decay_steps), the ratio floored when staircase.
-class InverseTimeDecayImpl : public LearningRateSchedule {
+class InverseTimeDecayImpl : public RateDecay {
  public:
   InverseTimeDecayImpl(double initial, int64_t decay_steps, double rate, bool staircase)
-      : initial_(initial), steps_(decay_steps), rate_(rate), staircase_(staircase) {}
-  double operator()(int64_t step) const override {
-    double p = double(step) / double(steps_);
-    if (staircase_) p = std::floor(p);
-    return initial_ / (1.0 + rate_ * p);
-  }
-  Json get_config() const override {
-    return {{"class_name", "InverseTimeDecay"}, {"initial_learning_rate", initial_}, {"decay_steps", steps_},
-            {"decay_rate", rate_}, {"staircase", staircase_}};
-  }
-
- private:
-  double initial_;
-  int64_t steps_;
-  double rate_;
-  bool staircase_;
+      : RateDecay("InverseTimeDecay", initial, decay_steps, rate, staircase) {}
+  double operator()(int64_t step) const override { return initial_ / (1.0 + rate_ * progress(step)); }
 };
 
 void check_steps(const char* schedule, int64_t decay_steps) {
