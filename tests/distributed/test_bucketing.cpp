@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "bucketing_check.h"
@@ -90,6 +92,22 @@ TEST(GradBucketer, AutoOverlapFollowsFreeCores) {
     EXPECT_TRUE(dist::GradBucketer(comm, ps).overlaps()) << cores << " cores, " << cores - 1 << " threads";
   }
   EXPECT_TRUE(dist::GradBucketer(comm, ps, {.overlap = dist::BucketOverlap::Always}).overlaps());
+  // Unbound ranks share the host's cores: with as many ranks here as cores, one thread each
+  // leaves nothing free (what `mpirun --bind-to none -np <cores>` looks like to each rank).
+  const int online = static_cast<int>(std::thread::hardware_concurrency());
+  if (cores == online && online > 1) {
+    meshflow::set_num_threads(1);
+    const std::string n = std::to_string(online);
+    setenv("OMPI_COMM_WORLD_RANK", "0", 1);
+    setenv("OMPI_COMM_WORLD_SIZE", n.c_str(), 1);
+    setenv("OMPI_COMM_WORLD_LOCAL_RANK", "0", 1);
+    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", n.c_str(), 1);
+    EXPECT_FALSE(dist::GradBucketer(comm, ps).overlaps()) << online << " unbound ranks on " << online << " cores";
+    for (const char* v : {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+                          "OMPI_COMM_WORLD_LOCAL_SIZE"})
+      unsetenv(v);
+    EXPECT_TRUE(dist::GradBucketer(comm, ps).overlaps()) << "one rank, 1 thread, " << online << " cores";
+  }
   meshflow::set_num_threads(threads);
 }
 
