@@ -139,6 +139,8 @@ struct Registry {
   AllocatorFactory factories[kNumDeviceTypes];
   std::map<std::pair<int, int>, std::unique_ptr<Allocator>> allocators;
   CopyFn copies[kNumDeviceTypes][kNumDeviceTypes] = {};
+  DeviceCountFn counters[kNumDeviceTypes] = {};
+  SyncFn syncs[kNumDeviceTypes] = {};
 };
 
 Registry& registry() {
@@ -154,6 +156,39 @@ Registry& registry() {
 }
 
 }  // namespace
+
+void register_device_counter(DeviceType type, DeviceCountFn fn) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.counters[static_cast<int>(type)] = fn;
+}
+
+int device_count(DeviceType type) {
+  if (type == DeviceType::CPU) return 1;
+  DeviceCountFn fn;
+  {
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    fn = r.counters[static_cast<int>(type)];
+  }
+  return fn ? fn() : 0;
+}
+
+void register_synchronize(DeviceType type, SyncFn fn) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.syncs[static_cast<int>(type)] = fn;
+}
+
+void synchronize(Device device) {
+  SyncFn fn;
+  {
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    fn = r.syncs[static_cast<int>(device.type)];
+  }
+  if (fn) fn(device.index);
+}
 
 void register_allocator(DeviceType type, AllocatorFactory factory) {
   auto& r = registry();

@@ -214,6 +214,17 @@ Device::Device(const std::string& spec) {
   index = idx;
 }
 
+// Note [Current device]: a thread-local pointer to the innermost scope's device. Only an open
+// scope changes where ops run; without one an op runs where its first input lives (as before),
+// so code that never opens a scope pays one thread-local read per op.
+namespace {
+thread_local const Device* t_current_device = nullptr;
+}
+
+DeviceScope::DeviceScope(Device device) : device_(device), outer_(t_current_device) { t_current_device = &device_; }
+DeviceScope::~DeviceScope() { t_current_device = outer_; }
+const Device* DeviceScope::current() { return t_current_device; }
+
 std::string Device::str() const { return std::string(device_type_name(type)) + ":" + std::to_string(index); }
 
 }  // namespace meshflow

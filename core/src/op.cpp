@@ -81,6 +81,28 @@ std::string Attrs::str() const {
   return os.str();
 }
 
+// Execution context ----------------------------------------------------------------------------
+
+// Note [Execution context]: the stream comes from the device type's provider when the context is
+// made (call_op makes one per kernel call), so CPU kernels pay one table read. Workspace is plain
+// Storage from the device's allocator, which caches; the CUDA allocator reuses a block only in
+// its stream's order, so freeing scratch right after an asynchronous launch is safe.
+namespace {
+StreamFn g_stream_providers[kNumDeviceTypes] = {};
+}
+
+void register_stream_provider(DeviceType type, StreamFn fn) { g_stream_providers[static_cast<int>(type)] = fn; }
+
+ExecContext::ExecContext(Device device) : device_(device) {
+  if (StreamFn f = g_stream_providers[static_cast<int>(device.type)]) stream_ = f(device.index);
+}
+ExecContext::~ExecContext() = default;
+
+void* ExecContext::workspace(size_t bytes) const {
+  scratch_.push_back(std::make_shared<Storage>((bytes + 255) / 256 * 256, device_));
+  return scratch_.back()->data;
+}
+
 // Registry --------------------------------------------------------------------------------------
 
 namespace {
@@ -171,11 +193,27 @@ std::vector<Tensor> record_symbolic(const OpDef& op, const std::vector<Tensor>& 
 
 }  // namespace
 
+namespace {
+
+// Note [Mixed devices]: an op runs on the current DeviceScope's device when one is open, else on
+// its first input on an accelerator, else on its first input's device. Inputs that live elsewhere are copied there with Tensor::to, which
+// records the copy on the tape, so their gradients travel back to where they came from. Views
+// (reshape, slice, ...) never copy: they alias their input and stay on its device.
+std::vector<Tensor> placed_inputs(const OpDef& op, const std::vector<Tensor>& inputs, Device device) {
+  std::vector<Tensor> moved;
+  moved.reserve(inputs.size());
+  for (const Tensor& t : inputs) moved.push_back(t.is_symbolic() || t.device() == device ? t : t.to(device));
+  return moved;
+}
+
+}  // namespace
+
 std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   std::vector<TensorMeta> in_meta;
   in_meta.reserve(inputs.size());
   bool symbolic = false;
   const Tensor* first_real = nullptr;
+  bool mixed = false;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
     MF_CHECK(t.defined(), op.name, ": input ", i, " is an undefined tensor");
@@ -185,8 +223,24 @@ std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, 
     } else if (!first_real) {
       first_real = &t;
     } else if (t.device() != first_real->device()) {
-      MF_THROW(op.name, ": inputs are on different devices (", first_real->device().str(), " and ",
-               t.device().str(), "); copy one with .to(device) first");
+      mixed = true;
+    }
+  }
+  if (!symbolic && first_real && !op.view) {
+    const Device* scoped = DeviceScope::current();
+    Device target = scoped ? *scoped : first_real->device();
+    if (!scoped && mixed) {
+      // Without a scope, an accelerator wins over the host: a model's weights on cuda:0 meet a
+      // batch on the host, and the batch moves, never the weights.
+      for (const Tensor& t : inputs)
+        if (!t.is_symbolic() && !t.device().is_cpu()) {
+          target = t.device();
+          break;
+        }
+    }
+    if (mixed || target != first_real->device()) {
+      std::vector<Tensor> moved = placed_inputs(op, inputs, target);
+      return call_op(op, moved, attrs);
     }
   }
   const OpDef* outer = t_current_op;
@@ -208,9 +262,13 @@ std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, 
   } else {
     Device device = first_real ? first_real->device() : (out_meta.empty() ? Device() : out_meta[0].device);
     KernelFn kernel = op.kernels[static_cast<int>(device.type)];
-    MF_CHECK(kernel != nullptr, "op ", op.name, " has no kernel for device ", device.str());
+    MF_CHECK(kernel != nullptr, "op ", op.name, " has no kernel for ", device_type_name(device.type),
+             " (inputs on ", device.str(), ")");
     for (const auto& m : out_meta) outputs.push_back(empty(m.shape, {.dtype = m.dtype, .device = device}));
-    kernel(inputs, outputs, attrs);
+    // Temporaries a kernel makes (scratch tensors, constants) land on its own device.
+    DeviceScope on(device);
+    ExecContext ctx(device);
+    kernel(ctx, inputs, outputs, attrs);
   }
   if (op.backward && GradMode::is_enabled()) {
     for (const auto& t : inputs) {
@@ -221,6 +279,18 @@ std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, 
     }
   }
   return outputs;
+}
+
+void run_inplace(const OpDef& op, const std::vector<Tensor>& operands, const Attrs& attrs) {
+  MF_CHECK(!operands.empty() && operands[0].defined(), op.name, ": needs at least one defined operand");
+  const Device device = operands[0].device();
+  KernelFn kernel = op.kernels[static_cast<int>(device.type)];
+  MF_CHECK(kernel != nullptr, "op ", op.name, " has no kernel for ", device_type_name(device.type), " (operands on ",
+           device.str(), ")");
+  DeviceScope on(device);
+  ExecContext ctx(device);
+  std::vector<Tensor> no_outputs;
+  kernel(ctx, operands, no_outputs, attrs);
 }
 
 Tensor call_op1(const OpDef& op, const std::vector<Tensor>& inputs, const Attrs& attrs) {

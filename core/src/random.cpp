@@ -123,7 +123,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opti
     v[i] = low + std::min<int64_t>(static_cast<int64_t>(u[i] * static_cast<double>(high - low)), high - low - 1);
   Tensor t = from_vector(v, shape, {.dtype = DType::I64});
   if (options.dtype != DType::I64) t = t.to(options.dtype);
-  return t.to(options.device);
+  return t.to(options.resolved_device());
 }
 
 }  // namespace meshflow

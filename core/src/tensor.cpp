@@ -94,6 +94,14 @@ int64_t element_offset(const Tensor& t, const std::vector<int64_t>& index, const
 }
 
 Tensor host_view(const Tensor& t) { return t.device().is_cpu() ? t : t.to(cpu()); }
+
+// A contiguous host copy (or t itself): the strided copy runs where t lives, whatever the current
+// DeviceScope says, so host-side readers never get a device pointer.
+Tensor host_contiguous(const Tensor& t) {
+  DeviceScope here(t.device());
+  Tensor c = t.contiguous();
+  return c.device().is_cpu() ? c : c.to(cpu());
+}
 }  // namespace
 
 double Tensor::at(const std::vector<int64_t>& index) const {
@@ -114,13 +122,13 @@ void Tensor::set(std::initializer_list<int64_t> index, double value) {
 
 double Tensor::item() const {
   MF_CHECK(numel() == 1, "item(): expected a tensor with one element, got shape ", shape_str(shape()));
-  return host_view(*this).contiguous().at(std::vector<int64_t>(static_cast<size_t>(dim()), 0));
+  return host_contiguous(*this).at(std::vector<int64_t>(static_cast<size_t>(dim()), 0));
 }
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
   check_dtype_(dtype_of<T>::value, "to_vector<T>()");
-  Tensor c = host_view(*this).contiguous();
+  Tensor c = host_contiguous(*this);
   const T* p = static_cast<const T*>(c.raw_data());
   return std::vector<T>(p, p + c.numel());
 }
@@ -167,7 +175,12 @@ Tensor Tensor::to(DType t) const { return t == dtype() ? *this : cast(*this, t);
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   MF_CHECK(!is_symbolic(), "to(", d.str(), "): a symbolic tensor has no data to copy");
-  Tensor src = contiguous();
+  Tensor src;
+  {
+    NoGradGuard no_grad;           // the copy below is recorded as one to_device node
+    DeviceScope here(device());    // the strided copy runs where the source lives
+    src = contiguous();
+  }
   Tensor out = empty(shape(), {.dtype = dtype(), .device = d});
   copy_bytes(out.raw_data(), d, src.raw_data(), src.device(), static_cast<size_t>(numel()) * dtype_size(dtype()));
   // The copy is differentiable: the gradient goes back to the source device.
@@ -178,6 +191,24 @@ Tensor Tensor::to(Device d) const {
     return outs[0];
   }
   return out;
+}
+
+Tensor& Tensor::to_(Device d) {
+  const auto& impl = checked(impl_, "to_()");
+  MF_CHECK(!is_symbolic(), "to_(", d.str(), "): a symbolic tensor has no data to move");
+  MF_CHECK(is_leaf(), "to_(", d.str(), "): only a leaf (a weight, a buffer) moves in place; use to() for results");
+  if (d == impl.device) return *this;
+  Tensor moved;
+  {
+    NoGradGuard no_grad;
+    moved = detach().to(d);
+  }
+  impl_->storage = moved.impl()->storage;
+  impl_->offset = 0;
+  impl_->strides = contiguous_strides(impl_->shape);
+  impl_->device = d;
+  if (impl_->autograd && impl_->autograd->grad) *impl_->autograd->grad = impl_->autograd->grad->to(d);
+  return *this;
 }
 
 bool Tensor::requires_grad() const {
@@ -260,8 +291,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
            " does not broadcast to the destination shape ", shape_str(shape()));
   Tensor s = src;
   if (s.device() != device()) s = s.to(device());
-  MF_CHECK(device().is_cpu(), "copy_: no in-place copy kernel for device ", device().str());
-  internal::copy_cast_cpu(*this, s);
+  static const OpDef& op = get_op("assign");
+  run_inplace(op, {*this, s});
   return *this;
 }
 
@@ -329,11 +360,12 @@ Tensor empty(const Shape& shape, TensorOptions o) {
     MF_CHECK(d >= 0, "empty: shape ", shape_str(shape), " has a negative or unknown dimension");
   auto impl = std::make_shared<TensorImpl>();
   int64_t n = shape_numel(shape);
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(n) * dtype_size(o.dtype), o.device);
+  const Device device = o.resolved_device();
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(n) * dtype_size(o.dtype), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = o.dtype;
-  impl->device = o.device;
+  impl->device = device;
   Tensor t(std::move(impl));
   if (o.requires_grad) t.set_requires_grad(true);
   return t;
@@ -348,15 +380,17 @@ Tensor full(const Shape& shape, double value, TensorOptions o) {
     internal::store_from_double(p, o.dtype, value);
     for (int64_t i = 1; i < n; ++i) std::memcpy(p + i * es, p, es);
   }
-  if (!o.device.is_cpu() || o.device.index != 0) t = t.to(o.device);
+  const Device device = o.resolved_device();
+  if (device != Device()) t = t.to(device);
   if (o.requires_grad) t.set_requires_grad(true);
   return t;
 }
 
 Tensor zeros(const Shape& shape, TensorOptions o) {
-  Tensor t = empty(shape, {.dtype = o.dtype, .device = o.device});
-  if (o.device.is_cpu()) std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(o.dtype));
-  else t = full(shape, 0.0, {.dtype = o.dtype, .device = o.device});
+  const Device device = o.resolved_device();
+  Tensor t = empty(shape, {.dtype = o.dtype, .device = device});
+  if (device.is_cpu()) std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(o.dtype));
+  else t.fill_(0.0);
   if (o.requires_grad) t.set_requires_grad(true);
   return t;
 }
@@ -380,7 +414,7 @@ Tensor from_typed(const std::vector<T>& values, const Shape& shape, TensorOption
   MF_CHECK(n >= 0 && static_cast<size_t>(n) == values.size(), what, ": ", values.size(),
            " values do not fill shape ", shape_str(shape), " (", n, " elements)");
   Tensor src = from_blob_copy(values.data(), shape, dtype_of<T>::value);
-  Tensor t = src.to(o.dtype).to(o.device);
+  Tensor t = src.to(o.dtype).to(o.resolved_device());
   if (o.requires_grad) t.set_requires_grad(true);
   return t;
 }

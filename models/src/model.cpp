@@ -249,4 +249,9 @@ Tensors Sequential::call(const Tensors& inputs) {
   return Tensors(call(inputs[0]));
 }
 
+Model& Model::to(Device device) {
+  for (Variable& v : weights()) v.to_(device);
+  return *this;
+}
+
 }  // namespace meshflow

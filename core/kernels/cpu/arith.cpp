@@ -13,7 +13,7 @@ MF_STATIC_INIT {
   register_kernel("add", DeviceType::CPU, internal::binary_kernel<AddOp>);
   register_kernel("sub", DeviceType::CPU, internal::binary_kernel<SubOp>);
   register_kernel("mul", DeviceType::CPU, internal::binary_kernel<MulOp>);
-  register_kernel("neg", DeviceType::CPU, [](const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+  register_kernel("neg", DeviceType::CPU, [](const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
     dispatch_dtype(in[0].dtype(), "neg", [&]<typename T>() {
       if constexpr (!std::is_same_v<T, bool>) internal::unary_loop<T, T>(in[0], out[0], NegOp{});
     });

@@ -25,17 +25,17 @@ void logical_kernel_check(const std::vector<Tensor>& in) {
 }
 
 template <typename Op>
-void logical_binary_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void logical_binary_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   logical_kernel_check(in);
   internal::binary_loop<bool, bool>(in[0], in[1], out[0], Op{});
 }
 
-void logical_not_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void logical_not_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   logical_kernel_check(in);
   internal::unary_loop<bool, bool>(in[0], out[0], [](bool x) { return !x; });
 }
 
-void pow_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void pow_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   dispatch_dtype(in[0].dtype(), "pow", [&]<typename T>() {
     if constexpr (std::is_floating_point_v<internal::compute_t<T>>) {
       internal::binary_loop<T, T>(in[0], in[1], out[0], PowOp{});
@@ -46,7 +46,7 @@ void pow_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const A
 }
 
 // Four operands (out, cond, a, b), each with its own broadcast strides.
-void where_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void where_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   const Tensor &cond = in[0], &a = in[1], &b = in[2], &o = out[0];
   const Shape& s = o.shape();
   dispatch_dtype(o.dtype(), "where", [&]<typename T>() {

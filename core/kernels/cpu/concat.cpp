@@ -13,7 +13,7 @@ Tensor window(const Tensor& out, int64_t axis, int64_t start, int64_t len) {
   return make_view(out, shape, out.strides(), out.offset() + (len > 0 ? start * out.strides()[axis] : 0));
 }
 
-void concat_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
+void concat_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
   const int64_t axis = normalize_axis(a.i("axis"), out[0].dim(), "concat");
   int64_t start = 0;
   for (const Tensor& x : in) {
@@ -23,7 +23,7 @@ void concat_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, cons
   }
 }
 
-void pad_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
+void pad_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
   Tensor& y = out[0];
   if (y.numel() == 0) return;
   internal::copy_cast_cpu(y, full({}, a.f("value"), {.dtype = y.dtype()}));

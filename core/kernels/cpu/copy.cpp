@@ -44,12 +44,14 @@ void copy_cast_cpu(const Tensor& dst, const Tensor& src) {
 
 namespace meshflow {
 namespace {
-void copy_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void copy_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   internal::copy_cast_cpu(out[0], in[0]);
 }
 MF_STATIC_INIT {
   register_kernel("cast", DeviceType::CPU, copy_kernel);
   register_kernel("contiguous", DeviceType::CPU, copy_kernel);
+  register_kernel("assign", DeviceType::CPU, [](const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&,
+                                                const Attrs&) { internal::copy_cast_cpu(in[0], in[1]); });
 }
 }  // namespace
 }  // namespace meshflow

@@ -80,12 +80,12 @@ void gather_rows(const Tensor& x_in, const std::vector<int64_t>& idx, int64_t ax
   });
 }
 
-void gather_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
+void gather_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
   const int64_t axis = normalize_axis(a.i("axis"), in[0].dim(), "gather");
   gather_rows(in[0], checked_indices(in[1], in[0].size(axis), axis, false), axis, out[0]);
 }
 
-void embedding_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void embedding_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   gather_rows(in[1], checked_indices(in[0], in[1].size(0), 0, true), 0, out[0]);
 }
 
@@ -94,7 +94,7 @@ void embedding_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, c
 // instead: each pair owns a disjoint set of output elements and adds its rows in index order,
 // so the result is also the same for every thread count. For embeddings (outer = 1) this is
 // parallelism over the embedding dimension.
-void gather_backward_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
+void gather_backward_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
   Tensor& gx = out[0];
   if (gx.numel() == 0) return;
   std::memset(gx.raw_data(), 0, static_cast<size_t>(gx.numel()) * dtype_size(gx.dtype()));

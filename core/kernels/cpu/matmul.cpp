@@ -113,7 +113,7 @@ void matmul_blas(const Tensor& a_in, const Tensor& b_in, Tensor& out, bool ta, b
   }
 }
 
-void matmul_cpu(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void matmul_cpu(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const bool ta = attrs.b("transpose_a"), tb = attrs.b("transpose_b");
   const DType t = out[0].dtype();
   if (t == DType::F32) return matmul_blas<float>(in[0], in[1], out[0], ta, tb);

@@ -12,7 +12,7 @@ namespace {
 
 // See Note [Dropout mask from attrs] in core/src/ops/nn.cpp: element i's fate depends only on
 // (seed, counter + i / 4, i % 4), so any thread split gives the same mask.
-void dropout_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
+void dropout_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
   Tensor& y = out[0];
   const int64_t n = y.numel();
   if (n == 0) return;
@@ -49,7 +49,7 @@ void dropout_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, con
 }
 
 // Ids outside [0, depth) give an all-zero row, as in tf.one_hot (-1 is the usual "no class").
-void one_hot_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
+void one_hot_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
   Tensor& y = out[0];
   if (y.numel() == 0) return;
   const int64_t depth = a.i("depth");

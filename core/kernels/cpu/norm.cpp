@@ -32,7 +32,7 @@ std::vector<double> running_stats(const Tensor& t, int64_t c) {
 
 // Note [Normalization statistics]: two passes per row or column (mean, then squared deviations),
 // accumulated in double: one-pass E[x^2] - E[x]^2 loses every digit when |mean| >> std.
-void layer_norm_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void layer_norm_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const int64_t n = shape_numel(out[0].shape()) / std::max<int64_t>(out[1].numel(), 1), rows = out[1].numel();
   const double eps = attrs.f("epsilon");
   if (out[0].numel() == 0) return;
@@ -82,7 +82,7 @@ void layer_norm_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, 
 
 // dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat)) per row, gx = g * gamma; dgamma and
 // dbeta are column sums of g * xhat and g over the rows (threads own blocks of columns).
-void layer_norm_backward_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void layer_norm_backward_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const int64_t n = std::max<int64_t>(out[1].numel(), 1), rows = out[0].numel() / n;
   if (out[0].numel() == 0) {
     out[1].fill_(0);
@@ -198,7 +198,7 @@ std::vector<double> to_doubles(const T* p, int64_t n) {
   return v;
 }
 
-void batch_norm_train_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void batch_norm_train_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const int64_t m = in[0].shape()[0], c = in[0].shape()[1];
   const double eps = attrs.f("epsilon");
   dispatch_dtype(in[0].dtype(), "batch_norm", [&]<typename T>() {
@@ -228,7 +228,7 @@ void batch_norm_train_kernel(const std::vector<Tensor>& in, std::vector<Tensor>&
 
 // Per channel: dbeta = sum(g), dgamma = sum(g * xhat) over the M rows, then
 // dx = gamma * rstd * (g - dbeta / M - xhat * dgamma / M).
-void batch_norm_backward_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void batch_norm_backward_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const int64_t m = in[1].shape()[0], c = in[1].shape()[1];
   dispatch_dtype(in[1].dtype(), "batch_norm backward", [&]<typename T>() {
     if constexpr (std::is_floating_point_v<internal::compute_t<T>>) {
@@ -276,7 +276,7 @@ void batch_norm_backward_kernel(const std::vector<Tensor>& in, std::vector<Tenso
 }
 
 // Inputs: x [M, C], running mean, running var, then gamma and beta when present.
-void batch_norm_infer_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void batch_norm_infer_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const int64_t m = in[0].shape()[0], c = in[0].shape()[1];
   const double eps = attrs.f("epsilon");
   dispatch_dtype(in[0].dtype(), "batch_norm", [&]<typename T>() {

@@ -1,38 +1,18 @@
-// CPU kernels for the fused optimizer updates and clipping helpers. See Note [Fused optimizer updates].
-#include "meshflow/core/optim.h"
-
+// CPU kernels for the fused optimizer updates and clipping helpers (ops defined and operands
+// checked in core/src/ops/optim.cpp). See Note [Fused optimizer updates].
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "meshflow/core/error.h"
+#include "meshflow/core/op.h"
 #include "meshflow/core/parallel.h"
 
-namespace meshflow::optim {
+namespace meshflow {
 namespace {
 
 // Below this many elements an update runs inline: waking the pool costs more than the work.
 constexpr int64_t kGrain = 1 << 15;
-
-void check_param(const char* op, const Tensor& p) {
-  MF_CHECK(p.defined() && !p.is_symbolic(), op, ": the parameter is undefined or symbolic");
-  MF_CHECK(p.device().is_cpu(), op, ": the parameter is on ", p.device().str(), "; this update runs on the CPU");
-  MF_CHECK(p.dtype() == DType::F32 || p.dtype() == DType::F64, op, ": the parameter is ", dtype_name(p.dtype()),
-           "; fused updates support f32 and f64");
-  MF_CHECK(p.is_contiguous(), op, ": the parameter must be contiguous (shape ", shape_str(p.shape()), ")");
-}
-
-// Every other operand must match the parameter in shape, dtype, device and be contiguous.
-void check_like(const char* op, const Tensor& p, const Tensor& t, const char* what) {
-  MF_CHECK(t.defined() && !t.is_symbolic(), op, ": ", what, " is undefined or symbolic");
-  MF_CHECK(t.shape() == p.shape(), op, ": ", what, " has shape ", shape_str(t.shape()), " but the parameter has ",
-           shape_str(p.shape()));
-  MF_CHECK(t.dtype() == p.dtype(), op, ": ", what, " is ", dtype_name(t.dtype()), " but the parameter is ",
-           dtype_name(p.dtype()));
-  MF_CHECK(t.device() == p.device(), op, ": ", what, " is on ", t.device().str(), " but the parameter is on ",
-           p.device().str());
-  MF_CHECK(t.is_contiguous(), op, ": ", what, " must be contiguous (make it contiguous() first)");
-}
 
 template <typename F>
 void chunked(int64_t n, F&& fn) {
@@ -43,13 +23,12 @@ void chunked(int64_t n, F&& fn) {
   parallel_for(0, n, kGrain, fn);
 }
 
-}  // namespace
-
-void sgd_update_(Tensor& param, const Tensor& grad, Tensor& buf, double lr, double momentum, bool nesterov) {
-  const char* op = "sgd_update_";
-  check_param(op, param);
-  check_like(op, param, grad, "the gradient");
-  if (momentum != 0.0) check_like(op, param, buf, "the momentum buffer");
+// Operands: param, grad, buf (the parameter itself when momentum == 0).
+void sgd_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+  const char* op = "sgd_update";
+  const Tensor &param = in[0], &grad = in[1], &buf = in[2];
+  const double lr = a.f("lr"), momentum = a.f("momentum");
+  const bool nesterov = a.b("nesterov");
   dispatch_float(param.dtype(), op, [&]<typename T>() {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
@@ -78,17 +57,13 @@ void sgd_update_(Tensor& param, const Tensor& grad, Tensor& buf, double lr, doub
   });
 }
 
-void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& v_max, double lr, double beta1,
-                  double beta2, double eps, int64_t step, bool amsgrad, double weight_decay) {
-  const char* op = "adam_update_";
-  check_param(op, param);
-  check_like(op, param, grad, "the gradient");
-  check_like(op, param, m, "the first moment");
-  check_like(op, param, v, "the second moment");
-  if (amsgrad) check_like(op, param, v_max, "the amsgrad maximum");
-  MF_CHECK(step >= 1, op, ": step must be >= 1 (the 1-based count of updates), got ", step);
-  // The bias corrections fold into one step size, computed in double (Keras's alpha).
-  const double alpha = lr * std::sqrt(1.0 - std::pow(beta2, double(step))) / (1.0 - std::pow(beta1, double(step)));
+// Operands: param, grad, m, v, v_max (the parameter itself unless amsgrad). `alpha` is the
+// bias-corrected step size, `decay` is lr * weight_decay (AdamW).
+void adam_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& at) {
+  const char* op = "adam_update";
+  const Tensor &param = in[0], &grad = in[1], &m = in[2], &v = in[3], &v_max = in[4];
+  const double alpha = at.f("alpha"), beta1 = at.f("beta1"), beta2 = at.f("beta2"), eps = at.f("eps");
+  const bool amsgrad = at.b("amsgrad");
   dispatch_float(param.dtype(), op, [&]<typename T>() {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
@@ -96,7 +71,7 @@ void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tenso
     T* v_ = v.data<T>();
     T* vm = amsgrad ? v_max.data<T>() : nullptr;
     const T one_b1 = T(1.0 - beta1), one_b2 = T(1.0 - beta2), a = T(alpha), e_ = T(eps);
-    const T decay = T(lr * weight_decay);
+    const T decay = T(at.f("decay"));
     chunked(param.numel(), [&](int64_t s, int64_t e) {
       if (decay != T(0)) {
 #pragma omp simd
@@ -129,14 +104,12 @@ void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tenso
   });
 }
 
-void rmsprop_update_(Tensor& param, const Tensor& grad, Tensor& ms, Tensor& mg, Tensor& mom, double lr, double rho,
-                     double momentum, double eps, bool centered) {
-  const char* op = "rmsprop_update_";
-  check_param(op, param);
-  check_like(op, param, grad, "the gradient");
-  check_like(op, param, ms, "the mean square");
-  if (centered) check_like(op, param, mg, "the mean gradient");
-  if (momentum > 0) check_like(op, param, mom, "the momentum buffer");
+// Operands: param, grad, ms, mg (param unless centered), mom (param unless momentum > 0).
+void rmsprop_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+  const char* op = "rmsprop_update";
+  const Tensor &param = in[0], &grad = in[1], &ms = in[2], &mg = in[3], &mom = in[4];
+  const double lr = a.f("lr"), rho = a.f("rho"), momentum = a.f("momentum"), eps = a.f("eps");
+  const bool centered = a.b("centered");
   dispatch_float(param.dtype(), op, [&]<typename T>() {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
@@ -167,11 +140,11 @@ void rmsprop_update_(Tensor& param, const Tensor& grad, Tensor& ms, Tensor& mg, 
   });
 }
 
-void adagrad_update_(Tensor& param, const Tensor& grad, Tensor& acc, double lr, double eps) {
-  const char* op = "adagrad_update_";
-  check_param(op, param);
-  check_like(op, param, grad, "the gradient");
-  check_like(op, param, acc, "the accumulator");
+// Operands: param, grad, acc.
+void adagrad_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+  const char* op = "adagrad_update";
+  const Tensor &param = in[0], &grad = in[1], &acc = in[2];
+  const double lr = a.f("lr"), eps = a.f("eps");
   dispatch_float(param.dtype(), op, [&]<typename T>() {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
@@ -189,9 +162,10 @@ void adagrad_update_(Tensor& param, const Tensor& grad, Tensor& acc, double lr, 
   });
 }
 
-double squared_norm(const Tensor& t) {
-  check_param("squared_norm", t);
-  return dispatch_float(t.dtype(), "squared_norm", [&]<typename T>() {
+// Operands: t, out (an f64 scalar that receives the sum of squares).
+void squared_norm_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs&) {
+  const Tensor& t = in[0];
+  *in[1].data<double>() = dispatch_float(t.dtype(), "squared_norm", [&]<typename T>() {
     const T* x = t.data<T>();
     const int64_t n = t.numel();
     // Fixed chunks summed in order, so the result does not depend on the thread count.
@@ -212,8 +186,9 @@ double squared_norm(const Tensor& t) {
   });
 }
 
-void scale_(Tensor& t, double factor) {
-  check_param("scale_", t);
+void scale_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+  const Tensor& t = in[0];
+  const double factor = a.f("factor");
   dispatch_float(t.dtype(), "scale_", [&]<typename T>() {
     T* x = t.data<T>();
     const T f = T(factor);
@@ -224,9 +199,9 @@ void scale_(Tensor& t, double factor) {
   });
 }
 
-void clamp_(Tensor& t, double lo, double hi) {
-  check_param("clamp_", t);
-  MF_CHECK(lo <= hi, "clamp_: lo (", lo, ") must not exceed hi (", hi, ")");
+void clamp_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+  const Tensor& t = in[0];
+  const double lo = a.f("lo"), hi = a.f("hi");
   dispatch_float(t.dtype(), "clamp_", [&]<typename T>() {
     T* x = t.data<T>();
     const T l = T(lo), h = T(hi);
@@ -237,4 +212,15 @@ void clamp_(Tensor& t, double lo, double hi) {
   });
 }
 
-}  // namespace meshflow::optim
+MF_STATIC_INIT {
+  register_kernel("sgd_update", DeviceType::CPU, sgd_kernel);
+  register_kernel("adam_update", DeviceType::CPU, adam_kernel);
+  register_kernel("rmsprop_update", DeviceType::CPU, rmsprop_kernel);
+  register_kernel("adagrad_update", DeviceType::CPU, adagrad_kernel);
+  register_kernel("squared_norm", DeviceType::CPU, squared_norm_kernel);
+  register_kernel("scale_inplace", DeviceType::CPU, scale_kernel);
+  register_kernel("clamp_inplace", DeviceType::CPU, clamp_kernel);
+}
+
+}  // namespace
+}  // namespace meshflow

@@ -155,13 +155,13 @@ void pool_cpu(const char* name, const std::vector<Tensor>& in, std::vector<Tenso
 }
 
 MF_STATIC_INIT {
-  register_kernel("max_pool2d", DeviceType::CPU, [](const std::vector<Tensor>& in, std::vector<Tensor>& out,
+  register_kernel("max_pool2d", DeviceType::CPU, [](const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out,
                                                    const Attrs& a) { pool_cpu("max_pool2d", in, out, a); });
-  register_kernel("avg_pool2d", DeviceType::CPU, [](const std::vector<Tensor>& in, std::vector<Tensor>& out,
+  register_kernel("avg_pool2d", DeviceType::CPU, [](const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out,
                                                    const Attrs& a) { pool_cpu("avg_pool2d", in, out, a); });
-  register_kernel("max_pool2d_grad", DeviceType::CPU, [](const std::vector<Tensor>& in, std::vector<Tensor>& out,
+  register_kernel("max_pool2d_grad", DeviceType::CPU, [](const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out,
                                                         const Attrs& a) { pool_cpu("max_pool2d_grad", in, out, a); });
-  register_kernel("avg_pool2d_grad", DeviceType::CPU, [](const std::vector<Tensor>& in, std::vector<Tensor>& out,
+  register_kernel("avg_pool2d_grad", DeviceType::CPU, [](const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out,
                                                         const Attrs& a) { pool_cpu("avg_pool2d_grad", in, out, a); });
 }
 

@@ -92,7 +92,7 @@ void extreme_float_rows(const internal::ReduceLayout& l, T* dst) {
 }
 
 template <typename Better>
-void extreme_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void extreme_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const Tensor& x = in[0];
   if (out[0].numel() == 0) return;
   auto axes = internal::reduce_axes(attrs.ints("axes"), x.dim(), "max/min");
@@ -107,7 +107,7 @@ void extreme_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, con
 }
 
 template <typename Better>
-void arg_extreme_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void arg_extreme_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const Tensor& x = in[0];
   if (out[0].numel() == 0) return;
   std::vector<int64_t> axes{normalize_axis(attrs.i("axis"), x.dim(), "argmax/argmin")};

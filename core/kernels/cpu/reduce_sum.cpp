@@ -13,7 +13,7 @@ using acc_t = std::conditional_t<std::is_floating_point_v<internal::compute_t<T>
 
 constexpr int64_t kSplitChunk = 1 << 16;
 
-void sum_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void sum_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   const Tensor& x = in[0];
   auto axes = internal::reduce_axes(attrs.ints("axes"), x.dim(), "sum");
   internal::ReduceLayout l = internal::reduce_layout(x, axes);
@@ -69,8 +69,8 @@ void sum_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const A
 }
 
 // mean: the sum, scaled in place by 1/n (n = the number of elements reduced; 0/0 gives NaN).
-void mean_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
-  sum_kernel(in, out, attrs);
+void mean_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+  sum_kernel(ctx, in, out, attrs);
   const Tensor& x = in[0];
   double n = 1;
   for (int64_t a : internal::reduce_axes(attrs.ints("axes"), x.dim(), "mean")) n *= static_cast<double>(x.shape()[a]);

@@ -75,11 +75,11 @@ struct GeluErfDerivativeOp {
   }
 };
 template <typename TanhForm, typename ErfForm>
-void gelu_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void gelu_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   if (attrs.b("approximate")) {
-    internal::unary_float_kernel<TanhForm>(in, out, attrs);
+    internal::unary_float_kernel<TanhForm>(ctx, in, out, attrs);
   } else {
-    internal::unary_float_kernel<ErfForm>(in, out, attrs);
+    internal::unary_float_kernel<ErfForm>(ctx, in, out, attrs);
   }
 }
 // Bounds converted to the element type; NaN passes through (fmax/fmin would drop it).
@@ -96,7 +96,7 @@ struct PowScalarOp {
 
 // A floating unary op whose functor is built from the op's attributes.
 template <typename Op>
-void unary_float_attr_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void unary_float_attr_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   Op op(attrs);
   dispatch_dtype(in[0].dtype(), "unary op", [&]<typename T>() {
     if constexpr (std::is_floating_point_v<internal::compute_t<T>>) {
@@ -109,7 +109,7 @@ void unary_float_attr_kernel(const std::vector<Tensor>& in, std::vector<Tensor>&
 
 // A unary op on any number type (bool excluded), optionally built from attributes.
 template <typename Op>
-void unary_numeric_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+void unary_numeric_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   dispatch_dtype(in[0].dtype(), "unary op", [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       MF_THROW("this op is not defined for bool tensors");

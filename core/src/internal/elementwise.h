@@ -67,7 +67,7 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, F op) {
 
 // Kernel for a same-dtype binary op whose output has the inputs' dtype (all dtypes but bool).
 template <typename Op>
-void binary_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void binary_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   dispatch_dtype(in[0].dtype(), "binary op", [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       MF_THROW("arithmetic on bool tensors is not supported; cast to a number type first");
@@ -79,13 +79,13 @@ void binary_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, cons
 
 // Kernel for a same-dtype binary op with a bool output (comparisons).
 template <typename Op>
-void compare_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void compare_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   dispatch_dtype(in[0].dtype(), "comparison", [&]<typename T>() { binary_loop<T, bool>(in[0], in[1], out[0], Op{}); });
 }
 
 // Kernel for a floating unary op (output dtype = input dtype).
 template <typename Op>
-void unary_float_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
+void unary_float_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   dispatch_dtype(in[0].dtype(), "unary op", [&]<typename T>() {
     if constexpr (std::is_floating_point_v<compute_t<T>>) {
       unary_loop<T, T>(in[0], out[0], Op{});

@@ -20,7 +20,7 @@ Tensor read_idx(const std::string& path, bool as_float) {
   std::string d = read_file_maybe_gzip(path);
   IdxLayout l = parse_idx_layout(d, path, as_float);
   const size_t n = l.count, esize = l.element_size;
-  Tensor t = empty(l.shape, {.dtype = l.dtype});
+  Tensor t = empty(l.shape, {.dtype = l.dtype, .device = cpu()});  // filled from the file on the host
   const auto* src = reinterpret_cast<const unsigned char*>(d.data()) + l.header_bytes;
   if (esize == 1) {
     bool is_signed = l.type_code == 0x09;

@@ -1,4 +1,5 @@
-// cast, contiguous (a strided copy) and the cross-device copy's backward.
+// cast, contiguous (a strided copy), the cross-device copy's backward, and assign: the in-place
+// copy behind Tensor::copy_ and fill_, so they run on every device that has its kernel.
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
@@ -35,6 +36,11 @@ MF_STATIC_INIT {
   OpDef& d = define_op("to_device");
   d.infer = infer_same;
   d.backward = to_device_backward;
+  // assign(dst, src): dst = src broadcast and cast to dst's dtype, in place (run_inplace).
+  define_op("assign").infer = [](const std::vector<TensorMeta>& in, const Attrs&) -> std::vector<TensorMeta> {
+    MF_CHECK(in.size() == 2, "assign: takes a destination and a source");
+    return {};
+  };
 }
 
 }  // namespace

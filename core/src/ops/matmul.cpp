@@ -1,5 +1,7 @@
-// matmul: shape inference (batched, broadcast batch dims, transpose flags), 1-D operands, backward.
+// matmul: shape inference (batched, broadcast batch dims, transpose flags), 1-D operands, backward,
+// and the switch that lets cuda f32 products use TF32.
 #include <algorithm>
+#include <atomic>
 
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
@@ -66,7 +68,12 @@ MF_STATIC_INIT {
   d.backward = matmul_backward;
 }
 
+std::atomic<bool> g_allow_tf32{false};
+
 }  // namespace
+
+void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
+bool allow_tf32() { return g_allow_tf32.load(); }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   static const OpDef& op = get_op("matmul");

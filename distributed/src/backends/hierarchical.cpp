@@ -289,7 +289,7 @@ class HierarchicalCommunicator final : public Communicator {
     internal::check_tensor(in, what, false);
     internal::check_reduce_dtype(in, op, what);
     Shape s = internal::scattered_shape(in.shape(), size(), rank());
-    if (!out.defined()) out = empty(s, {.dtype = in.dtype()});
+    if (!out.defined()) out = empty(s, {.dtype = in.dtype(), .device = in.device()});
     internal::check_tensor(out, what, true);
     MF_CHECK(out.shape() == s && out.dtype() == in.dtype(), what, ": out ", describe(out), " should be ",
              dtype_name(in.dtype()), shape_str(s), " on rank ", rank(), " (numpy.array_split of ", in.size(0), " rows)");

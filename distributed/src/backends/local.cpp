@@ -231,7 +231,7 @@ class LocalCommunicator final : public Communicator {
   WorkPtr all_gather_async(const Tensor& in, Tensor& out) override {
     internal::check_tensor(in, "all_gather", false);
     Shape s = internal::gathered_shape(in, out, size(), rank_, "all_gather");
-    if (!out.defined()) out = empty(s, {.dtype = in.dtype()});
+    if (!out.defined()) out = empty(s, {.dtype = in.dtype(), .device = in.device()});
     internal::check_tensor(out, "all_gather", true);
     return post(Kind::AllGather, ReduceOp::Sum, 0, internal::contiguous_input(in), out,
                 "all_gather", describe(in) + " -> " + describe(out));
@@ -241,7 +241,7 @@ class LocalCommunicator final : public Communicator {
     internal::check_tensor(in, what, false);
     internal::check_reduce_dtype(in, op, what);
     Shape s = internal::scattered_shape(in.shape(), size(), rank_);
-    if (!out.defined()) out = empty(s, {.dtype = in.dtype()});
+    if (!out.defined()) out = empty(s, {.dtype = in.dtype(), .device = in.device()});
     internal::check_tensor(out, what, true);
     MF_CHECK(out.shape() == s && out.dtype() == in.dtype(), what, ": out ", describe(out), " should be ",
              dtype_name(in.dtype()), shape_str(s), " on rank ", rank_, " (numpy.array_split of ", in.size(0), " rows)");

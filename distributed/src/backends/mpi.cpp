@@ -320,7 +320,7 @@ class MpiCommunicator final : public Communicator {
   WorkPtr all_gather_async(const Tensor& in, Tensor& out) override {
     internal::check_tensor(in, "all_gather", false);
     Shape s = internal::gathered_shape(in, out, size_, rank_, "all_gather");
-    if (!out.defined()) out = empty(s, {.dtype = in.dtype()});
+    if (!out.defined()) out = empty(s, {.dtype = in.dtype(), .device = in.device()});
     internal::check_tensor(out, "all_gather", true);
     Tensor src = internal::contiguous_input(in);
     const int64_t row_bytes = internal::row_numel(s) * static_cast<int64_t>(dtype_size(in.dtype()));
@@ -342,7 +342,7 @@ class MpiCommunicator final : public Communicator {
     internal::check_tensor(in, what, false);
     internal::check_reduce_dtype(in, op, what);
     Shape s = internal::scattered_shape(in.shape(), size_, rank_);
-    if (!out.defined()) out = empty(s, {.dtype = in.dtype()});
+    if (!out.defined()) out = empty(s, {.dtype = in.dtype(), .device = in.device()});
     internal::check_tensor(out, what, true);
     MF_CHECK(out.shape() == s && out.dtype() == in.dtype(), what, ": out ", describe(out), " should be ",
              dtype_name(in.dtype()), shape_str(s), " on rank ", rank_, " (numpy.array_split of ", in.size(0), " rows)");

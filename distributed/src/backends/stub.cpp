@@ -61,7 +61,7 @@ class StubCommunicator final : public Communicator {
   WorkPtr all_gather_async(const Tensor& in, Tensor& out) override {
     check_tensor(in, "all_gather", false);
     Shape s = internal::gathered_shape(in, out, 1, 0, "all_gather");
-    if (!out.defined()) out = empty(s, {.dtype = in.dtype()});
+    if (!out.defined()) out = empty(s, {.dtype = in.dtype(), .device = in.device()});
     check_tensor(out, "all_gather", true);
     out.copy_(in);
     return done();
@@ -70,7 +70,7 @@ class StubCommunicator final : public Communicator {
     check_tensor(in, "reduce_scatter", false);
     internal::check_reduce_dtype(in, op, "reduce_scatter");
     Shape s = internal::scattered_shape(in.shape(), 1, 0);
-    if (!out.defined()) out = empty(s, {.dtype = in.dtype()});
+    if (!out.defined()) out = empty(s, {.dtype = in.dtype(), .device = in.device()});
     check_tensor(out, "reduce_scatter", true);
     MF_CHECK(out.shape() == s && out.dtype() == in.dtype(), "reduce_scatter: out ", describe(out), " should be ",
              dtype_name(in.dtype()), shape_str(s));

@@ -169,7 +169,7 @@ Tensors RecurrentLayer::call(const Tensors& inputs) {
   Tensor projected = matmul(inputs_seq.reshape({batch * steps, features}), kernel_);
   Tensor in_bias = input_bias();
   if (in_bias.defined()) projected = projected + in_bias;
-  std::vector<Tensor> per_step = detail::unbind(projected.reshape({batch, steps, gates_ * units_}), 1);
+  std::vector<Tensor> per_step = meshflow::unbind(projected.reshape({batch, steps, gates_ * units_}), 1);
 
   if (states.empty())
     for (int64_t i = 0; i < num_states_; ++i)
@@ -255,7 +255,7 @@ Tensor LSTMLayer::initial_bias() const {
 std::vector<Tensor> LSTMLayer::step(const Tensor& projected, const std::vector<Tensor>& states) {
   const Tensor &h = states[0], &c = states[1];
   Tensor z = projected + matmul(fed_back(h), recurrent_kernel_);
-  std::vector<Tensor> g = detail::unbind(z.reshape({z.size(0), 4, units_}), 1);
+  std::vector<Tensor> g = meshflow::unbind(z.reshape({z.size(0), 4, units_}), 1);
   Tensor i = recurrent_activation_(g[0]), f = recurrent_activation_(g[1]);
   Tensor o = recurrent_activation_(g[3]);
   Tensor c_next = f * c + i * activation_(g[2]);
@@ -292,19 +292,19 @@ Tensor GRULayer::input_bias() const {
 std::vector<Tensor> GRULayer::step(const Tensor& projected, const std::vector<Tensor>& states) {
   const Tensor& h = states[0];
   const int64_t batch = projected.size(0);
-  std::vector<Tensor> xg = detail::unbind(projected.reshape({batch, 3, units_}), 1);
+  std::vector<Tensor> xg = meshflow::unbind(projected.reshape({batch, 3, units_}), 1);
   Tensor z, candidate;
   if (reset_after_) {
     Tensor rec = matmul(fed_back(h), recurrent_kernel_);
     if (bias_.defined()) rec = rec + bias_.slice(0, 1, 2);
-    std::vector<Tensor> rg = detail::unbind(rec.reshape({batch, 3, units_}), 1);
+    std::vector<Tensor> rg = meshflow::unbind(rec.reshape({batch, 3, units_}), 1);
     z = recurrent_activation_(xg[0] + rg[0]);
     Tensor r = recurrent_activation_(xg[1] + rg[1]);
     candidate = activation_(xg[2] + r * rg[2]);
   } else {
     Tensor fed = fed_back(h);
     Tensor rec = matmul(fed, recurrent_kernel_.slice(1, 0, 2 * units_));
-    std::vector<Tensor> rg = detail::unbind(rec.reshape({batch, 2, units_}), 1);
+    std::vector<Tensor> rg = meshflow::unbind(rec.reshape({batch, 2, units_}), 1);
     z = recurrent_activation_(xg[0] + rg[0]);
     Tensor r = recurrent_activation_(xg[1] + rg[1]);
     candidate = activation_(xg[2] + matmul(r * fed, recurrent_kernel_.slice(1, 2 * units_, 3 * units_)));

@@ -1,55 +1,7 @@
-// unbind, a private op of the sequence layers, and the masked-logit constant.
+// The masked-logit constant of the sequence layers (unbind moved to core: meshflow::unbind).
 #include "layers/sequence_ops.h"
 
-#include "meshflow/core/autograd.h"
-#include "meshflow/core/error.h"
-#include "meshflow/core/op.h"
-#include "meshflow/core/ops/shape.h"
-
 namespace meshflow::layers::detail {
-namespace {
-
-// Note [unbind, not slices]: a recurrent loop reads one time step per iteration. Taking each step
-// with slice() would give every step's gradient as a zero tensor of the whole sequence's shape,
-// making the backward pass O(T^2) in memory traffic. unbind copies the steps out once, and its
-// backward stacks the T step gradients in one op.
-std::vector<TensorMeta> infer_unbind(const std::vector<TensorMeta>& in, const Attrs& attrs) {
-  const Shape& s = in[0].shape;
-  const int64_t axis = normalize_axis(attrs.i("axis"), static_cast<int64_t>(s.size()), "unbind");
-  MF_CHECK(s[axis] >= 0, "unbind: axis ", axis, " of shape ", shape_str(s), " is unknown");
-  Shape piece = s;
-  piece.erase(piece.begin() + axis);
-  return std::vector<TensorMeta>(static_cast<size_t>(s[axis]), TensorMeta{piece, in[0].dtype, in[0].device});
-}
-
-void unbind_kernel(const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
-  const int64_t axis = normalize_axis(attrs.i("axis"), in[0].dim(), "unbind");
-  NoGradGuard no_grad;  // the views below are only read from
-  for (size_t i = 0; i < out.size(); ++i) {
-    const auto k = static_cast<int64_t>(i);
-    out[i].copy_(in[0].slice(axis, k, k + 1).squeeze(axis));
-  }
-}
-
-std::vector<Tensor> unbind_backward(const BackwardContext& ctx, const std::vector<Tensor>& g) {
-  return {stack(g, ctx.attrs.i("axis"))};
-}
-
-MF_STATIC_INIT {
-  OpDef& d = define_op("sequence_unbind");
-  d.infer = infer_unbind;
-  d.backward = unbind_backward;
-  register_kernel("sequence_unbind", DeviceType::CPU, unbind_kernel);
-}
-
-}  // namespace
-
-std::vector<Tensor> unbind(const Tensor& x, int64_t axis) {
-  static const OpDef& op = get_op("sequence_unbind");
-  MF_CHECK(x.defined() && x.dim() > 0, "unbind: needs a tensor of rank >= 1");
-  const int64_t ax = normalize_axis(axis, x.dim(), "unbind");
-  return call_op(op, {x}, Attrs{{"axis", ax}});
-}
 
 double large_negative(DType dtype) { return dtype == DType::F16 ? -65504.0 : -1e9; }
 

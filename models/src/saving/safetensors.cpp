@@ -36,8 +36,11 @@ std::string encode_safetensors(const std::vector<std::pair<std::string, Tensor>>
     MF_CHECK(names.insert(name).second, "write_safetensors: the tensor name '", name, "' appears twice");
     MF_CHECK(t.defined() && !t.is_symbolic(), "write_safetensors: tensor '", name, "' is undefined or symbolic");
     Tensor c = t.detach();
+    {
+      DeviceScope here(c.device());  // the copy runs where the tensor lives, whatever scope is open
+      c = c.contiguous();
+    }
     if (!c.device().is_cpu()) c = c.to(Device());
-    c = c.contiguous();
     const size_t bytes = static_cast<size_t>(c.numel()) * saving::safetensors_dtype_size(c.dtype());
     header[name] = {{"dtype", saving::safetensors_dtype_name(c.dtype())},
                     {"shape", c.shape()},
@@ -64,7 +67,7 @@ std::vector<std::pair<std::string, Tensor>> decode_safetensors(const std::string
   std::vector<std::pair<std::string, Tensor>> out;
   for (const auto& e : layout.entries) {
     const char* src = bytes.data() + layout.data_start + e.begin;
-    Tensor t = empty(e.shape, {.dtype = e.dtype});
+    Tensor t = empty(e.shape, {.dtype = e.dtype, .device = cpu()});  // filled from the file on the host
     if (e.dtype == DType::Bool) {
       // Any byte but 0 reads as true: a bool holding another bit pattern is undefined behaviour.
       auto* dst = static_cast<unsigned char*>(t.raw_data());

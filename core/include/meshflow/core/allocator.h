@@ -39,6 +39,17 @@ MemoryStats memory_stats(Device device);
 void reset_peak_memory(Device device);
 void empty_cache(Device device);
 
+// How many devices of a type this process can use: `cpu` has any number of virtual devices
+// (returns 1: the real one); `cuda` counts the visible GPUs, 0 when the CUDA backend is not built
+// in or no GPU or driver is present. Backends register their counter.
+using DeviceCountFn = int (*)();
+void register_device_counter(DeviceType type, DeviceCountFn fn);
+int device_count(DeviceType type);
+// Waits until the device has finished all queued work (a no-op on the host).
+using SyncFn = void (*)(int index);
+void register_synchronize(DeviceType type, SyncFn fn);
+void synchronize(Device device);
+
 // Copies bytes between devices; a device type that can copy registers its function.
 using CopyFn = void (*)(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void register_copy(DeviceType a, DeviceType b, CopyFn fn);

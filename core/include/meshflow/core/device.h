@@ -28,6 +28,33 @@ struct Device {
 };
 
 const char* device_type_name(DeviceType t);
+
+// The current device of this thread: `DeviceScope on("cuda:1");` makes factories (empty, zeros,
+// randn, ...) that are given no device, and Keras's add_weight, create tensors there, and makes
+// ops run there, copying inputs that live elsewhere (their gradients are copied back). Scopes nest
+// and are per thread, like tf.device. See Note [Current device].
+class DeviceScope {
+ public:
+  explicit DeviceScope(Device device);
+  explicit DeviceScope(const char* spec) : DeviceScope(Device(spec)) {}
+  explicit DeviceScope(const std::string& spec) : DeviceScope(Device(spec)) {}
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+  // The innermost scope's device, or null when no scope is open on this thread.
+  static const Device* current();
+
+ private:
+  Device device_;
+  const Device* outer_;
+};
+
+// The innermost DeviceScope's device, else `cpu`.
+inline Device current_device() {
+  const Device* d = DeviceScope::current();
+  return d ? *d : Device();
+}
 inline Device cpu(int index = 0) { return Device(DeviceType::CPU, index); }
 inline Device cuda(int index = 0) { return Device(DeviceType::CUDA, index); }
 

@@ -48,8 +48,35 @@ struct BackwardContext {
   const std::vector<bool>& needs_input_grad;
 };
 
+// What a kernel runs on: the device, its stream (a cudaStream_t on cuda; null on the host) and
+// scratch memory that lives until the kernel returns. Every kernel, CPU or CUDA, takes one, so a
+// kernel never asks a global for its stream. See Note [Execution context].
+class ExecContext {
+ public:
+  explicit ExecContext(Device device);
+  ~ExecContext();
+  ExecContext(const ExecContext&) = delete;
+  ExecContext& operator=(const ExecContext&) = delete;
+
+  Device device() const { return device_; }
+  void* stream() const { return stream_; }
+  // Scratch bytes on the context's device (aligned to 256), freed when the context ends: on cuda,
+  // in stream order, so a kernel may leave work queued on them.
+  void* workspace(size_t bytes) const;
+
+ private:
+  Device device_;
+  void* stream_ = nullptr;
+  mutable std::vector<std::shared_ptr<Storage>> scratch_;
+};
+
+// A device type that has streams registers how to find a device's current one (core: none).
+using StreamFn = void* (*)(int device_index);
+void register_stream_provider(DeviceType type, StreamFn fn);
+
 using InferFn = std::vector<TensorMeta> (*)(const std::vector<TensorMeta>& inputs, const Attrs& attrs);
-using KernelFn = void (*)(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs, const Attrs& attrs);
+using KernelFn = void (*)(const ExecContext& ctx, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+                          const Attrs& attrs);
 // Returns one gradient per input (undefined where none flows), written with other ops.
 using BackwardFn = std::vector<Tensor> (*)(const BackwardContext& ctx, const std::vector<Tensor>& grad_outputs);
 // For ops whose output aliases the input (reshape, permute, slice, expand): builds the view.
@@ -74,6 +101,11 @@ std::vector<std::string> registered_ops();
 // input is symbolic, else allocates outputs and runs the device's kernel, then records autograd.
 std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, const Attrs& attrs = {});
 Tensor call_op1(const OpDef& op, const std::vector<Tensor>& inputs, const Attrs& attrs = {});
+
+// Runs an in-place op (optimizer updates, Tensor::copy_, bucket packing): the kernel of the first
+// operand's device writes into the operands themselves; no allocation, no tape, no tracing. The
+// caller has checked shapes, dtypes and devices (its errors name the user-facing function).
+void run_inplace(const OpDef& op, const std::vector<Tensor>& operands, const Attrs& attrs = {});
 
 // The name of the op whose infer function is running (shared infer functions name their op).
 const char* current_op_name();

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,8 +60,9 @@ struct TensorImpl {
 
 struct TensorOptions {
   DType dtype = DType::F32;
-  Device device = Device();
+  std::optional<Device> device = std::nullopt;  // unset: the current DeviceScope's device, else cpu
   bool requires_grad = false;
+  Device resolved_device() const { return device ? *device : current_device(); }
 };
 
 class Tensor {
@@ -112,6 +114,9 @@ class Tensor {
   Tensor clone() const;
   Tensor to(Device device) const;                // explicit copy across devices
   Tensor to(DType dtype) const;                  // cast
+  // Moves a leaf's storage to `device` in place, keeping its identity (layers and optimizers that
+  // hold it see the move), like module.to() in PyTorch; its gradient moves too. Not recorded.
+  Tensor& to_(Device device);
 
   // Autograd.
   bool requires_grad() const;

@@ -135,6 +135,10 @@ class Model : public Layer {
   History fit(Dataset& data, FitOptions options = {});
   std::map<std::string, double> evaluate(Dataset& data, EvaluateOptions options = {});
   Tensors predict(const Tensors& x, PredictOptions options = {});
+  // Moves every weight to `device` in place (like PyTorch's module.to()); batches on the host are
+  // then copied to it by the ops that meet the weights, and results come back with .to(cpu()).
+  // Optimizer slots are made where their weight lives, so call it before the first training step.
+  Model& to(Device device);
   std::map<std::string, double> train_on_batch(const Tensors& x, const Tensors& y);
   std::map<std::string, double> test_on_batch(const Tensors& x, const Tensors& y);
   Tensors predict_on_batch(const Tensors& x);

@@ -21,6 +21,9 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis);
 std::vector<Tensor> split(const Tensor& x, int64_t num_splits, int64_t axis);  // equal parts
 Tensor stack(const std::vector<Tensor>& xs, int64_t axis);
+// The slices of x along axis, each without that axis. One op whose gradient is one stack of the
+// slices' gradients, so a loop over time steps costs O(T) in backward (Note [unbind, not slices]).
+std::vector<Tensor> unbind(const Tensor& x, int64_t axis);
 // gather(x, indices, axis): picks slices of x along axis (indices i32/i64 of any shape);
 // result shape x.shape[:axis] + indices.shape + x.shape[axis+1:]. Gradient scatter-adds.
 Tensor gather(const Tensor& x, const Tensor& indices, int64_t axis = 0);

@@ -1,0 +1,127 @@
+// The fused optimizer updates and clipping helpers as in-place ops (sgd_update, adam_update,
+// rmsprop_update, adagrad_update, squared_norm, scale_inplace, clamp_inplace): the public
+// functions of meshflow/core/optim.h check their operands here, once for every device, and run
+// the device's kernel (core/kernels/{cpu,cuda}/optim.*). See Note [Fused optimizer updates].
+#include "meshflow/core/optim.h"
+
+#include <cmath>
+
+#include "meshflow/core/error.h"
+#include "meshflow/core/op.h"
+
+namespace meshflow::optim {
+namespace {
+
+void check_param(const char* op, const Tensor& p) {
+  MF_CHECK(p.defined() && !p.is_symbolic(), op, ": the parameter is undefined or symbolic");
+  MF_CHECK(p.dtype() == DType::F32 || p.dtype() == DType::F64, op, ": the parameter is ", dtype_name(p.dtype()),
+           "; fused updates support f32 and f64");
+  MF_CHECK(p.is_contiguous(), op, ": the parameter must be contiguous (shape ", shape_str(p.shape()), ")");
+}
+
+// Every other operand must match the parameter in shape, dtype, device and be contiguous.
+void check_like(const char* op, const Tensor& p, const Tensor& t, const char* what) {
+  MF_CHECK(t.defined() && !t.is_symbolic(), op, ": ", what, " is undefined or symbolic");
+  MF_CHECK(t.shape() == p.shape(), op, ": ", what, " has shape ", shape_str(t.shape()), " but the parameter has ",
+           shape_str(p.shape()));
+  MF_CHECK(t.dtype() == p.dtype(), op, ": ", what, " is ", dtype_name(t.dtype()), " but the parameter is ",
+           dtype_name(p.dtype()));
+  MF_CHECK(t.device() == p.device(), op, ": ", what, " is on ", t.device().str(), " but the parameter is on ",
+           p.device().str());
+  MF_CHECK(t.is_contiguous(), op, ": ", what, " must be contiguous (make it contiguous() first)");
+}
+
+// In-place ops have no outputs; the infer function only checks the operand count.
+std::vector<TensorMeta> infer_inplace(const std::vector<TensorMeta>& in, const Attrs&) {
+  MF_CHECK(!in.empty(), current_op_name(), ": needs operands");
+  return {};
+}
+std::vector<TensorMeta> infer_squared_norm(const std::vector<TensorMeta>& in, const Attrs&) {
+  return {{Shape{}, DType::F64, in[0].device}};
+}
+
+MF_STATIC_INIT {
+  for (const char* name : {"sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "scale_inplace",
+                           "clamp_inplace"})
+    define_op(name).infer = infer_inplace;
+  define_op("squared_norm").infer = infer_squared_norm;
+}
+
+// A slot that an update does not use (momentum 0, no amsgrad) is passed as the parameter itself,
+// so kernels see a fixed operand list; the attrs say whether it is read.
+const Tensor& or_param(bool used, const Tensor& slot, const Tensor& param) { return used ? slot : param; }
+
+}  // namespace
+
+void sgd_update_(Tensor& param, const Tensor& grad, Tensor& buf, double lr, double momentum, bool nesterov) {
+  const char* op = "sgd_update_";
+  check_param(op, param);
+  check_like(op, param, grad, "the gradient");
+  if (momentum != 0.0) check_like(op, param, buf, "the momentum buffer");
+  static const OpDef& def = get_op("sgd_update");
+  run_inplace(def, {param, grad, or_param(momentum != 0.0, buf, param)},
+              {{"lr", lr}, {"momentum", momentum}, {"nesterov", nesterov}});
+}
+
+void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& v_max, double lr, double beta1,
+                  double beta2, double eps, int64_t step, bool amsgrad, double weight_decay) {
+  const char* op = "adam_update_";
+  check_param(op, param);
+  check_like(op, param, grad, "the gradient");
+  check_like(op, param, m, "the first moment");
+  check_like(op, param, v, "the second moment");
+  if (amsgrad) check_like(op, param, v_max, "the amsgrad maximum");
+  MF_CHECK(step >= 1, op, ": step must be >= 1 (the 1-based count of updates), got ", step);
+  // The bias corrections fold into one step size, computed in double (Keras's alpha).
+  const double alpha = lr * std::sqrt(1.0 - std::pow(beta2, double(step))) / (1.0 - std::pow(beta1, double(step)));
+  static const OpDef& def = get_op("adam_update");
+  run_inplace(def, {param, grad, m, v, or_param(amsgrad, v_max, param)},
+              {{"alpha", alpha}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"amsgrad", amsgrad},
+               {"decay", lr * weight_decay}});
+}
+
+void rmsprop_update_(Tensor& param, const Tensor& grad, Tensor& ms, Tensor& mg, Tensor& mom, double lr, double rho,
+                     double momentum, double eps, bool centered) {
+  const char* op = "rmsprop_update_";
+  check_param(op, param);
+  check_like(op, param, grad, "the gradient");
+  check_like(op, param, ms, "the mean square");
+  if (centered) check_like(op, param, mg, "the mean gradient");
+  if (momentum > 0) check_like(op, param, mom, "the momentum buffer");
+  static const OpDef& def = get_op("rmsprop_update");
+  run_inplace(def, {param, grad, ms, or_param(centered, mg, param), or_param(momentum > 0, mom, param)},
+              {{"lr", lr}, {"rho", rho}, {"momentum", momentum}, {"eps", eps}, {"centered", centered}});
+}
+
+void adagrad_update_(Tensor& param, const Tensor& grad, Tensor& acc, double lr, double eps) {
+  const char* op = "adagrad_update_";
+  check_param(op, param);
+  check_like(op, param, grad, "the gradient");
+  check_like(op, param, acc, "the accumulator");
+  static const OpDef& def = get_op("adagrad_update");
+  run_inplace(def, {param, grad, acc}, {{"lr", lr}, {"eps", eps}});
+}
+
+double squared_norm(const Tensor& t) {
+  check_param("squared_norm", t);
+  static const OpDef& def = get_op("squared_norm");
+  // The result is an f64 scalar on t's device; the kernel writes it through the second operand.
+  Tensor out = empty({}, {.dtype = DType::F64, .device = t.device()});
+  run_inplace(def, {t, out});
+  return out.item();
+}
+
+void scale_(Tensor& t, double factor) {
+  check_param("scale_", t);
+  static const OpDef& def = get_op("scale_inplace");
+  run_inplace(def, {t}, {{"factor", factor}});
+}
+
+void clamp_(Tensor& t, double lo, double hi) {
+  check_param("clamp_", t);
+  MF_CHECK(lo <= hi, "clamp_: lo (", lo, ") must not exceed hi (", hi, ")");
+  static const OpDef& def = get_op("clamp_inplace");
+  run_inplace(def, {t}, {{"lo", lo}, {"hi", hi}});
+}
+
+}  // namespace meshflow::optim
