@@ -29,10 +29,15 @@ target_include_directories(meshflow_openblas SYSTEM INTERFACE ${MESHFLOW_OPENBLA
 
 # oneDNN: used when found (f32 convolution and pooling on the CPU); without it the im2col
 # convolution and our own pooling serve, and the targets that call oneDNN directly are skipped.
-find_library(MESHFLOW_DNNL_LIB NAMES dnnl)
-find_path(MESHFLOW_DNNL_INCLUDE dnnl.hpp)
+if(NOT MESHFLOW_WITH_DNNL STREQUAL "OFF")
+  find_library(MESHFLOW_DNNL_LIB NAMES dnnl)
+  find_path(MESHFLOW_DNNL_INCLUDE dnnl.hpp)
+endif()
 add_library(meshflow_dnnl INTERFACE)
-if(MESHFLOW_DNNL_LIB AND MESHFLOW_DNNL_INCLUDE)
+if(MESHFLOW_WITH_DNNL STREQUAL "ON" AND NOT (MESHFLOW_DNNL_LIB AND MESHFLOW_DNNL_INCLUDE))
+  message(FATAL_ERROR "MESHFLOW_WITH_DNNL=ON but oneDNN was not found: run scripts/setup.sh (libdnnl-dev)")
+endif()
+if(NOT MESHFLOW_WITH_DNNL STREQUAL "OFF" AND MESHFLOW_DNNL_LIB AND MESHFLOW_DNNL_INCLUDE)
   set(MESHFLOW_HAVE_DNNL ON)
   set(MESHFLOW_SUMMARY_DNNL "on (${MESHFLOW_DNNL_LIB})")
   target_link_libraries(meshflow_dnnl INTERFACE ${MESHFLOW_DNNL_LIB})

@@ -235,10 +235,10 @@ MemoryStats memory_stats(Device device) { return allocator_for(device).stats(); 
 void reset_peak_memory(Device device) { allocator_for(device).reset_peak(); }
 void empty_cache(Device device) { allocator_for(device).empty_cache(); }
 
-void register_copy(DeviceType a, DeviceType b, CopyFn fn) {
+void register_copy(DeviceType from, DeviceType to, CopyFn fn) {
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
-  r.copies[static_cast<int>(a)][static_cast<int>(b)] = fn;
+  r.copies[static_cast<int>(from)][static_cast<int>(to)] = fn;
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
@@ -247,7 +247,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   {
     auto& r = registry();
     std::lock_guard<std::mutex> lock(r.mu);
-    fn = r.copies[static_cast<int>(dst_device.type)][static_cast<int>(src_device.type)];
+    fn = r.copies[static_cast<int>(src_device.type)][static_cast<int>(dst_device.type)];
   }
   MF_CHECK(fn, "copy from ", src_device.str(), " to ", dst_device.str(), ": no copy function is registered");
   fn(dst, dst_device, src, src_device, bytes);

@@ -52,7 +52,7 @@ void synchronize(Device device);
 
 // Copies bytes between devices; a device type that can copy registers its function.
 using CopyFn = void (*)(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
-void register_copy(DeviceType a, DeviceType b, CopyFn fn);
+void register_copy(DeviceType from, DeviceType to, CopyFn fn);
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 
 }  // namespace meshflow
