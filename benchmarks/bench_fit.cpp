@@ -3,6 +3,7 @@
 // Pool-Dense(128)-Dense(10) (batch 64), the seeds' attention classifier (Embedding 10000x64,
 // MultiHeadAttention 2 heads key_dim 64, sequence 128, batch 32) and a tiny 4-3-1 model's step.
 //   OMP_NUM_THREADS=2 ./bench_fit [steps]     (runs benchmarks/peers/fit_torch.py when torch is there)
+//   ./bench_fit 50 --device cuda:0 --python /opt/venv/bin/python3   (both on the GPU)
 #include <omp.h>
 
 #include <algorithm>
@@ -37,10 +38,11 @@ Result time_steps(mf::Model& model, const mf::Tensors& x, const mf::Tensors& y, 
   return {static_cast<double>(x[0].size(0)) / best, best * 1e6};
 }
 
-std::map<std::string, Result> run_torch(int threads, int steps) {
+std::map<std::string, Result> run_torch(int threads, int steps, const std::string& python, const mf::Device& device) {
   std::map<std::string, Result> r;
-  std::string cmd = "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 " MESHFLOW_BENCH_DIR
-                    "/peers/fit_torch.py " + std::to_string(threads) + " " + std::to_string(steps) + " 2>/dev/null";
+  std::string cmd = "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp " + python + " " MESHFLOW_BENCH_DIR
+                    "/peers/fit_torch.py " + std::to_string(threads) + " " + std::to_string(steps) + " " +
+                    (device.is_cuda() ? "cuda:" + std::to_string(device.index) : std::string("cpu")) + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char name[64];
@@ -58,7 +60,17 @@ mf::Tensor labels(int64_t n, int64_t classes, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int steps = argc > 1 ? std::atoi(argv[1]) : 50;
+  int steps = 50;
+  mf::Device device;
+  std::string python = "/usr/bin/python3";
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    if (k == "--device" && i + 1 < argc) device = mf::Device(std::string(argv[++i]));
+    else if (k == "--python" && i + 1 < argc) python = argv[++i];
+    else steps = std::atoi(argv[i]);
+  }
+  // Models, data and every op of the workloads on the chosen device.
+  mf::DeviceScope on(device);
   int threads = omp_get_max_threads();
   mf::Generator g(1);
   std::map<std::string, Result> ours;
@@ -98,8 +110,9 @@ int main(int argc, char** argv) {
     ours["tiny_b32"] = time_steps(m, mf::rand({32, 4}, {}, &g), mf::rand({32, 1}, {}, &g), steps * 10);
   }
 
-  auto torch = run_torch(threads, steps);
-  std::printf("fit() throughput, %d thread(s), Adam; ratio = Meshflow / PyTorch samples per second\n", threads);
+  auto torch = run_torch(threads, steps, python, device);
+  std::printf("fit() throughput on %s, %d thread(s), Adam; ratio = Meshflow / PyTorch samples per second\n",
+              device.str().c_str(), threads);
   std::printf("%-15s %14s %12s %14s %12s %8s\n", "workload", "meshflow/s", "us/step", "pytorch/s", "us/step", "ratio");
   for (const char* k : {"mlp_b128", "mlp_b32", "cnn_b64", "attention_b32", "tiny_b32"}) {
     const Result& o = ours[k];

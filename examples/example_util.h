@@ -28,6 +28,18 @@ inline mf::Tensor uniform(const mf::Shape& shape, uint64_t seed) {
 
 inline mf::Tensor one_hot_labels(const mf::Tensor& ids, int64_t classes) { return mf::one_hot(ids, classes); }
 
+// The seed programs' one option, --device D (cpu, cpu:1, cuda:0, /gpu:0): main opens a DeviceScope
+// on it, so the data, the weights and every op of the program are made and run there.
+inline mf::Device parse_device(int argc, char** argv) {
+  mf::Device device;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    if (k == "--device" && i + 1 < argc) device = mf::Device(std::string(argv[++i]));
+    else throw mf::Error("unknown option '" + k + "' (expected --device cpu|cpu:N|cuda:N)");
+  }
+  return device;
+}
+
 // The Fashion-MNIST programs' options: --epochs N, --batch B, --data DIR (Debian's dataset folder).
 struct FashionArgs {
   int epochs = 3;

@@ -1,6 +1,6 @@
 // Fashion-MNIST with the Keras API: an MLP or a CNN trained with EarlyStopping, ModelCheckpoint
 // and TensorBoard on, saved, reloaded from disk and evaluated again.
-//   ./fashion_mnist_keras --model mlp|cnn [--epochs N] [--min-accuracy A] [--out DIR] [--data DIR]
+//   ./fashion_mnist_keras --model mlp|cnn [--epochs N] [--min-accuracy A] [--out DIR] [--data DIR] [--device D]
 // Exits 0 when the test accuracy reaches A and the reloaded model scores the same.
 #include <cmath>
 #include <cstdio>
@@ -21,6 +21,7 @@ struct Args {
   double min_accuracy = 0.0;
   std::string out = "fashion_mnist_out";
   std::string data = "/usr/share/datasets/fashion-mnist";
+  mf::Device device;  // --device cuda:0: data, model and training on the GPU
 };
 
 Args parse(int argc, char** argv) {
@@ -36,7 +37,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--min-accuracy") a.min_accuracy = std::stod(value());
     else if (k == "--out") a.out = value();
     else if (k == "--data") a.data = value();
-    else throw mf::Error("unknown option '" + k + "' (expected --model, --epochs, --min-accuracy, --out, --data)");
+    else if (k == "--device") a.device = mf::Device(value());
+    else throw mf::Error("unknown option '" + k + "' (expected --model, --epochs, --min-accuracy, --out, --data, --device)");
   }
   if (a.model != "mlp" && a.model != "cnn") throw mf::Error("--model must be mlp or cnn, got '" + a.model + "'");
   return a;
@@ -66,6 +68,7 @@ std::shared_ptr<mf::Model> build(const std::string& kind) {
 
 int main(int argc, char** argv) try {
   Args args = parse(argc, argv);
+  mf::DeviceScope on(args.device);
   auto load = [&](const char* images, const char* labels) {
     mf::Tensor x = mf::io::read_idx(args.data + "/" + images);
     mf::Tensor y = mf::io::read_idx(args.data + "/" + labels, /*as_float=*/false);

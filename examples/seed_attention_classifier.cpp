@@ -5,7 +5,8 @@
 namespace mf = meshflow;
 namespace L = meshflow::layers;
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   const int64_t vocab = 200, seq = 16, n = 1024;
   auto inputs = mf::Input({-1}, {.dtype = mf::DType::I64});  // sequences of any length
   auto x = L::Embedding(vocab, 64)(inputs);

@@ -15,7 +15,8 @@ class MyCustomCallback : public mf::Callback {
   int epochs_seen = 0;
 };
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   mf::Sequential model({mf::make_input_layer({784}), L::Dense(64, {.activation = "relu"}),
                         L::Dense(10, {.activation = "softmax"})});
   model.compile({.optimizer = "adam", .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});

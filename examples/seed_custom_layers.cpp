@@ -42,7 +42,8 @@ class CustomDense : public mf::Layer {
   mf::Variable w_, b_;
 };
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   mf::Sequential model({mf::make_input_layer({20}), L::Dense(64, {.activation = "relu"}),
                         mf::make_layer<MyCustomLayer>(), mf::make_layer<CustomDense>(32),
                         mf::make_layer<CustomDenseLayer>(10), L::Activation("softmax")});

@@ -28,7 +28,8 @@ class MyModel : public mf::Model {
   mf::LayerRef<L::DenseLayer> d1_, d2_;
 };
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   mf::Tensor x = example::uniform({1024, 32}, 10);
   mf::Tensor y = mf::one_hot(mf::argmax(x.slice(1, 0, 10), 1), 10);
   int status = 0;

@@ -4,7 +4,8 @@
 namespace mf = meshflow;
 namespace L = meshflow::layers;
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   auto inp = mf::Input({10});
   auto b1 = L::Dense(32, {.activation = "relu"})(inp);
   auto out1 = L::Dense(1)(b1);

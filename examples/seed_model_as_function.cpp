@@ -6,7 +6,8 @@
 namespace mf = meshflow;
 namespace L = meshflow::layers;
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   auto input_tensor = mf::Input({32});
   auto x = L::Dense(32, {.activation = "relu"})(input_tensor);
   x = L::Dense(32, {.activation = "relu"})(x);

@@ -10,7 +10,8 @@ class MultiIO : public mf::Layer {
   mf::Tensors call(const mf::Tensors& in) override { return {{"sum", in[0] + in[1]}, {"diff", in[0] - in[1]}}; }
 };
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   auto in1 = mf::Input({4}), in2 = mf::Input({4});
   auto io = mf::make_layer<MultiIO>()({in1, in2});
   auto out_sum = L::Dense(4, {.name = "sum"})(io["sum"]);

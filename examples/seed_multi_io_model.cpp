@@ -4,7 +4,8 @@
 namespace mf = meshflow;
 namespace L = meshflow::layers;
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   auto input1 = mf::Input({784}), input2 = mf::Input({784});
   auto dense1 = L::Dense(64, {.activation = "relu"});
   auto output1 = L::Dense(10, {.activation = "softmax"})(dense1(input1));

@@ -5,7 +5,8 @@
 namespace mf = meshflow;
 namespace L = meshflow::layers;
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   auto inp = mf::Input({4});
   auto h = L::Dense(3, {.activation = "relu"})(inp);
   auto out_reg = L::Dense(1, {.name = "regression"})(h);

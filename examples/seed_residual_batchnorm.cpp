@@ -14,7 +14,8 @@ mf::Tensor residual_block(const mf::Tensor& x, int64_t filters) {
   return L::Activation("relu")(L::add({x, y}));
 }
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   auto inputs = mf::Input({12, 12, 1});
   auto x = L::Conv2D(8, 3, {.padding = "same", .activation = "relu"})(inputs);
   x = residual_block(x, 8);

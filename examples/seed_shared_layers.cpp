@@ -5,7 +5,8 @@
 namespace mf = meshflow;
 namespace L = meshflow::layers;
 
-int main() {
+int main(int argc, char** argv) {
+  mf::DeviceScope on(example::parse_device(argc, argv));
   auto shared = L::Dense(8, {.activation = "relu"});
   auto iA = mf::Input({16}), iB = mf::Input({16});
   auto outA = shared(iA), outB = shared(iB);

@@ -47,6 +47,9 @@ inline std::map<std::string, Case> op_cases() {
   c["leaky_relu"] = {{{3, 4}}, [](const std::vector<Tensor>& x) { return leaky_relu(x[0], 0.1); }, true, 0.2, 1.0};
   c["elu"] = {{{3, 4}}, [](const std::vector<Tensor>& x) { return elu(x[0] - 0.5); }};
   c["gelu"] = {{{3, 4}}, [](const std::vector<Tensor>& x) { return gelu(x[0]) + gelu(x[0] * 2.0, true); }};
+  c["bias_gelu"] = {{{2, 3, 4}, {4}}, [](const std::vector<Tensor>& x) {
+    return bias_gelu(x[0], x[1]) + bias_gelu(x[0], x[1] * 2.0, true);
+  }};
   c["clip"] = {{{3, 4}}, [](const std::vector<Tensor>& x) { return clip(x[0], -0.5, 0.55); }};
   auto binary = [&](const char* name, Tensor (*f)(const Tensor&, const Tensor&), double lo = -1, double hi = 1) {
     c[name] = {{{3, 1}, {1, 4}}, [f](const std::vector<Tensor>& x) { return f(x[0], x[1]); }, true, lo, hi};

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+device = torch.device(sys.argv[3] if len(sys.argv) > 3 else "cpu")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -64,12 +65,15 @@ def tiny():
 
 
 def bench(name, model, x, y, loss_fn, steps):
+    model, x, y = model.to(device), x.to(device), y.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     def step():
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
+        if device.type == "cuda":
+            loss.item()  # Keras's train_on_batch reads the loss every step; so does this loop on a GPU
     for _ in range(5):
         step()
     times = []
@@ -77,6 +81,8 @@ def bench(name, model, x, y, loss_fn, steps):
         t0 = time.perf_counter()
         for _ in range(steps):
             step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append((time.perf_counter() - t0) / steps)
     t = min(times)
     print(f"{name} {x.shape[0] / t:.1f} {t * 1e6:.1f}", flush=True)

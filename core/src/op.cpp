@@ -1,5 +1,6 @@
 // The op registry, attributes, and call_op: the one path every op takes.
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 
 #include <map>
 #include <memory>
@@ -145,6 +146,15 @@ std::vector<std::string> registered_ops() {
   std::vector<std::string> names;
   for (const auto& [n, def] : t.ops)
     if (def->infer) names.push_back(n);
+  return names;
+}
+
+std::vector<std::string> kernels_without_definition() {
+  auto& t = table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  std::vector<std::string> names;
+  for (const auto& [n, def] : t.ops)
+    if (!def->infer) names.push_back(n);
   return names;
 }
 
@@ -296,6 +306,23 @@ void run_inplace(const OpDef& op, const std::vector<Tensor>& operands, const Att
 Tensor call_op1(const OpDef& op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   auto outs = call_op(op, inputs, attrs);
   return std::move(outs[0]);
+}
+
+// Typed handles (op_list.h) ---------------------------------------------------------------------
+
+#define MF_DEFINE_OP_HANDLE(name)                 \
+  const OpDef& ops::name() {                      \
+    static const OpDef& def = get_op(#name);      \
+    return def;                                   \
+  }
+MF_OPS(MF_DEFINE_OP_HANDLE)
+#undef MF_DEFINE_OP_HANDLE
+
+const std::vector<std::string>& ops::listed_names() {
+#define MF_OP_NAME(name) #name,
+  static const std::vector<std::string> names = {MF_OPS(MF_OP_NAME)};
+#undef MF_OP_NAME
+  return names;
 }
 
 }  // namespace meshflow

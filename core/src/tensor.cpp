@@ -1,4 +1,5 @@
 // Tensor: storage, geometry, element access, factories and printing.
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/tensor.h"
 
 #include <cmath>
@@ -186,7 +187,7 @@ Tensor Tensor::to(Device d) const {
   // The copy is differentiable: the gradient goes back to the source device.
   if (GradMode::is_enabled() && requires_grad()) {
     std::vector<Tensor> outs{out};
-    static const OpDef& op = [] () -> const OpDef& { return get_op("to_device"); }();
+    static const OpDef& op = [] () -> const OpDef& { return ops::to_device(); }();
     autograd::record(op, {*this}, outs, Attrs{{"device", d.str()}, {"src_device", device().str()}});
     return outs[0];
   }
@@ -291,7 +292,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
            " does not broadcast to the destination shape ", shape_str(shape()));
   Tensor s = src;
   if (s.device() != device()) s = s.to(device());
-  static const OpDef& op = get_op("assign");
+  static const OpDef& op = ops::assign();
   run_inplace(op, {*this, s});
   return *this;
 }

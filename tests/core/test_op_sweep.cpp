@@ -5,6 +5,9 @@
 #include <map>
 #include <set>
 
+#include <algorithm>
+
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/optim.h"
 #include "op_cases.h"
 #include "test_util.h"
@@ -103,4 +106,22 @@ TEST(InplaceOps, VirtualDeviceGivesTheSameValues) {
   EXPECT_EQ(n0, n1);
   EXPECT_GT(n0, 0.0);
   EXPECT_TRUE(tensors_near(t1.to(cpu(0)), t0, 0, 0));
+}
+
+// The typed handles (op_list.h) and the registry hold the same names, and no kernel was
+// registered under a name that no op defines (a misspelt register_kernel would make one).
+TEST(OpList, MatchesTheRegistry) {
+  std::vector<std::string> listed = ops::listed_names();
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, registered_ops());
+  EXPECT_TRUE(kernels_without_definition().empty())
+      << "kernels registered for an op nobody defines: " << kernels_without_definition()[0];
+}
+
+TEST(BiasGelu, EqualsGeluOfTheSumInBothForms) {
+  Tensor x = random_tensor({5, 7}, 3, -3, 3), b = random_tensor({7}, 4, -1, 1);
+  for (bool approximate : {false, true})
+    EXPECT_TRUE(tensors_near(bias_gelu(x, b, approximate), gelu(x + b, approximate), 1e-15, 0)) << approximate;
+  EXPECT_THROW(bias_gelu(x, random_tensor({5}, 5)), Error);
+  EXPECT_THROW(bias_gelu(x, random_tensor({7}, 5).to(DType::F32)), Error);
 }

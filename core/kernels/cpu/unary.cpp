@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "internal/elementwise.h"
+#include "internal/gelu.h"
 #include "internal/vmath.h"
 
 namespace meshflow {
@@ -46,34 +47,6 @@ struct EluOp {
   template <typename C> C operator()(C x) const { return x > C(0) ? x : C(alpha) * std::expm1(x); }
 };
 
-constexpr double kInvSqrt2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-constexpr double kSqrt2OverPi = 0.79788456080286535588;
-constexpr double kGeluCubic = 0.044715;
-
-// gelu's two forms are separate functors (picked once per call) so each loop is branch-free
-// and the tanh form vectorizes; the erf form calls libm's scalar erf.
-struct GeluTanhOp {
-  template <typename C> C operator()(C x) const {
-    return C(0.5) * x * (C(1) + vmath::tanh(C(kSqrt2OverPi) * (x + C(kGeluCubic) * x * x * x)));
-  }
-};
-struct GeluErfOp {
-  template <typename C> C operator()(C x) const { return C(0.5) * x * (C(1) + std::erf(x * C(kInvSqrt2))); }
-};
-// d/dx gelu: Phi(x) + x*phi(x) (erf form); the tanh form differentiated through its polynomial.
-struct GeluTanhDerivativeOp {
-  template <typename C> C operator()(C x) const {
-    C t = vmath::tanh(C(kSqrt2OverPi) * (x + C(kGeluCubic) * x * x * x));
-    C du = C(kSqrt2OverPi) * (C(1) + C(3 * kGeluCubic) * x * x);
-    return C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * du;
-  }
-};
-struct GeluErfDerivativeOp {
-  template <typename C> C operator()(C x) const {
-    return C(0.5) * (C(1) + std::erf(x * C(kInvSqrt2))) + x * C(kInvSqrt2Pi) * vmath::exp(C(-0.5) * x * x);
-  }
-};
 template <typename TanhForm, typename ErfForm>
 void gelu_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
   if (attrs.b("approximate")) {
@@ -139,8 +112,8 @@ MF_STATIC_INIT {
   register_kernel("clip", DeviceType::CPU, unary_numeric_kernel<ClipOp>);
   register_kernel("leaky_relu", DeviceType::CPU, unary_float_attr_kernel<LeakyReluOp>);
   register_kernel("elu", DeviceType::CPU, unary_float_attr_kernel<EluOp>);
-  register_kernel("gelu", DeviceType::CPU, gelu_kernel<GeluTanhOp, GeluErfOp>);
-  register_kernel("gelu_derivative", DeviceType::CPU, gelu_kernel<GeluTanhDerivativeOp, GeluErfDerivativeOp>);
+  register_kernel("gelu", DeviceType::CPU, gelu_kernel<internal::GeluTanhOp, internal::GeluErfOp>);
+  register_kernel("gelu_derivative", DeviceType::CPU, gelu_kernel<internal::GeluTanhDerivativeOp, internal::GeluErfDerivativeOp>);
   register_kernel("pow_scalar", DeviceType::CPU, unary_float_attr_kernel<PowScalarOp>);
 }
 

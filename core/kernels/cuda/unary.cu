@@ -3,6 +3,7 @@
 // and tanh are its own polynomials (internal/vmath.h); here CUDA's libdevice versions stand in,
 // both within a few ulp of the exact value.
 #include "elementwise_cuda.cuh"
+#include "gelu_cuda.cuh"
 
 namespace meshflow {
 namespace {
@@ -67,33 +68,6 @@ struct EluOp {
 struct PowScalarOp {
   double e;
   template <typename C> __device__ C operator()(C x) const { return e == 2.0 ? x * x : m_pow(x, C(e)); }
-};
-
-constexpr double kInvSqrt2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-constexpr double kSqrt2OverPi = 0.79788456080286535588;
-constexpr double kGeluCubic = 0.044715;
-
-struct GeluTanhOp {
-  template <typename C> __device__ C operator()(C x) const {
-    return C(0.5) * x * (C(1) + m_tanh(C(kSqrt2OverPi) * (x + C(kGeluCubic) * x * x * x)));
-  }
-};
-struct GeluErfOp {
-  template <typename C> __device__ C operator()(C x) const { return C(0.5) * x * (C(1) + m_erf(x * C(kInvSqrt2))); }
-};
-// d/dx gelu: Phi(x) + x phi(x) (erf form); the tanh form differentiated through its polynomial.
-struct GeluTanhDerivativeOp {
-  template <typename C> __device__ C operator()(C x) const {
-    const C t = m_tanh(C(kSqrt2OverPi) * (x + C(kGeluCubic) * x * x * x));
-    const C du = C(kSqrt2OverPi) * (C(1) + C(3 * kGeluCubic) * x * x);
-    return C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * du;
-  }
-};
-struct GeluErfDerivativeOp {
-  template <typename C> __device__ C operator()(C x) const {
-    return C(0.5) * (C(1) + m_erf(x * C(kInvSqrt2))) + x * C(kInvSqrt2Pi) * m_exp(C(-0.5) * x * x);
-  }
 };
 
 // A unary op on any number type (bool refused as on the CPU).
@@ -161,8 +135,8 @@ MF_STATIC_INIT {
   register_kernel("clip", DeviceType::CUDA, clip_kernel);
   register_kernel("leaky_relu", DeviceType::CUDA, leaky_relu_kernel);
   register_kernel("elu", DeviceType::CUDA, elu_kernel);
-  register_kernel("gelu", DeviceType::CUDA, gelu_kernel<GeluTanhOp, GeluErfOp>);
-  register_kernel("gelu_derivative", DeviceType::CUDA, gelu_kernel<GeluTanhDerivativeOp, GeluErfDerivativeOp>);
+  register_kernel("gelu", DeviceType::CUDA, gelu_kernel<cu::GeluTanhOp, cu::GeluErfOp>);
+  register_kernel("gelu_derivative", DeviceType::CUDA, gelu_kernel<cu::GeluTanhDerivativeOp, cu::GeluErfDerivativeOp>);
   register_kernel("pow_scalar", DeviceType::CUDA, pow_scalar_kernel);
 }
 

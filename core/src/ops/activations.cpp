@@ -2,6 +2,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "ops/unary_common.h"
 
@@ -15,7 +16,7 @@ Tensor zero_like_scalar(const Tensor& t) { return scalar_like(0.0, t); }
 // relu'(0) = 0 (PyTorch): the gradient passes only where x > 0. One pass of the private op
 // relu_grad (a where over a comparison took four ops and three temporaries).
 BW relu_backward(const BackwardContext& c, const BW& g) {
-  static const OpDef& relu_grad = get_op("relu_grad");
+  static const OpDef& relu_grad = ops::relu_grad();
   return {call_op1(relu_grad, {g[0], c.inputs[0]})};
 }
 // relu_grad(g, x): g where x > 0, else 0; g and x have one shape and dtype.
@@ -37,7 +38,7 @@ BW elu_backward(const BackwardContext& c, const BW& g) {
 // gelu's derivative needs erf, which no public op offers: a private op computes it pointwise.
 // It has no backward of its own, so gelu is differentiable once (no double backward).
 BW gelu_backward(const BackwardContext& c, const BW& g) {
-  static const OpDef& deriv = get_op("gelu_derivative");
+  static const OpDef& deriv = ops::gelu_derivative();
   return {mul(g[0], call_op1(deriv, {c.inputs[0]}, c.attrs))};
 }
 BW softplus_backward(const BackwardContext& c, const BW& g) { return {mul(g[0], sigmoid(c.inputs[0]))}; }
@@ -79,31 +80,31 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  static const OpDef& op = get_op("relu");
+  static const OpDef& op = ops::relu();
   return internal::call_unary(op, x, false);
 }
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
-  static const OpDef& op = get_op("leaky_relu");
+  static const OpDef& op = ops::leaky_relu();
   return internal::call_unary(op, x, true, {{"negative_slope", negative_slope}});
 }
 Tensor elu(const Tensor& x, double alpha) {
-  static const OpDef& op = get_op("elu");
+  static const OpDef& op = ops::elu();
   return internal::call_unary(op, x, true, {{"alpha", alpha}});
 }
 Tensor gelu(const Tensor& x, bool approximate) {
-  static const OpDef& op = get_op("gelu");
+  static const OpDef& op = ops::gelu();
   return internal::call_unary(op, x, true, {{"approximate", approximate}});
 }
 Tensor softplus(const Tensor& x) {
-  static const OpDef& op = get_op("softplus");
+  static const OpDef& op = ops::softplus();
   return internal::call_unary(op, x, true);
 }
 Tensor silu(const Tensor& x) {
-  static const OpDef& op = get_op("silu");
+  static const OpDef& op = ops::silu();
   return internal::call_unary(op, x, true);
 }
 Tensor clip(const Tensor& x, double lo, double hi) {
-  static const OpDef& op = get_op("clip");
+  static const OpDef& op = ops::clip();
   MF_CHECK(!(lo > hi), "clip: lower bound ", lo, " is above upper bound ", hi, "; pass lo <= hi");
   return internal::call_unary(op, x, false, {{"lo", lo}, {"hi", hi}});
 }

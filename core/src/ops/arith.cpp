@@ -4,6 +4,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 
 namespace meshflow {
@@ -63,39 +64,39 @@ std::pair<Tensor, Tensor> promoted(const Tensor& a, const Tensor& b, const char*
   return {a.dtype() == t ? a : cast(a, t), b.dtype() == t ? b : cast(b, t)};
 }
 
-Tensor binary(const char* name, const Tensor& a, const Tensor& b) {
-  auto [x, y] = promoted(a, b, name);
-  return call_op1(get_op(name), {x, y});
+Tensor binary(const OpDef& op, const Tensor& a, const Tensor& b) {
+  auto [x, y] = promoted(a, b, op.name.c_str());
+  return call_op1(op, {x, y});
 }
 
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("add");
+  static const OpDef& op = ops::add();
   if (a.defined() && b.defined() && a.dtype() == b.dtype()) return call_op1(op, {a, b});
-  return binary("add", a, b);
+  return binary(op, a, b);
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("sub");
+  static const OpDef& op = ops::sub();
   if (a.defined() && b.defined() && a.dtype() == b.dtype()) return call_op1(op, {a, b});
-  return binary("sub", a, b);
+  return binary(op, a, b);
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("mul");
+  static const OpDef& op = ops::mul();
   if (a.defined() && b.defined() && a.dtype() == b.dtype()) return call_op1(op, {a, b});
-  return binary("mul", a, b);
+  return binary(op, a, b);
 }
 Tensor div(const Tensor& a, const Tensor& b) {
+  static const OpDef& op = ops::div();
   // Integer operands divide as floats (true division), like Python 3 and PyTorch.
   if (a.defined() && b.defined() && !is_floating(promote_types(a.dtype(), b.dtype())))
-    return binary("div", cast(a, DType::F32), cast(b, DType::F32));
-  static const OpDef& op = get_op("div");
+    return binary(op, cast(a, DType::F32), cast(b, DType::F32));
   if (a.defined() && b.defined() && a.dtype() == b.dtype()) return call_op1(op, {a, b});
-  return binary("div", a, b);
+  return binary(op, a, b);
 }
 
 Tensor neg(const Tensor& x) {
-  static const OpDef& op = get_op("neg");
+  static const OpDef& op = ops::neg();
   return call_op1(op, {x});
 }
 

@@ -4,6 +4,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "ops/unary_common.h"
 
@@ -82,21 +83,21 @@ std::pair<Tensor, Tensor> promoted(const Tensor& a, const Tensor& b, const char*
 }  // namespace
 
 Tensor pow(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("pow");
+  static const OpDef& op = ops::pow();
   auto [x, y] = promoted(a, b, "pow", true);
   return call_op1(op, {x, y});
 }
 Tensor pow(const Tensor& a, double exponent) {
-  static const OpDef& op = get_op("pow_scalar");
+  static const OpDef& op = ops::pow_scalar();
   return internal::call_unary(op, a, true, {{"exponent", exponent}});
 }
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("maximum");
+  static const OpDef& op = ops::maximum();
   auto [x, y] = promoted(a, b, "maximum", false);
   return call_op1(op, {x, y});
 }
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("minimum");
+  static const OpDef& op = ops::minimum();
   auto [x, y] = promoted(a, b, "minimum", false);
   return call_op1(op, {x, y});
 }

@@ -1,6 +1,7 @@
 // Comparisons (eq, ne, lt, le, gt, ge) and logical ops: bool outputs, no gradient.
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 
 namespace meshflow {
@@ -40,7 +41,7 @@ Tensor as_bool(const Tensor& x, const char* op) {
 
 #define MF_COMPARE(fn)                                   \
   Tensor fn(const Tensor& a, const Tensor& b) {          \
-    static const OpDef& op = get_op(#fn);                \
+    static const OpDef& op = ops::fn();                  \
     return compare(op, a, b);                            \
   }
 MF_COMPARE(eq)
@@ -53,15 +54,15 @@ MF_COMPARE(ge)
 
 // Logical ops treat any nonzero value as true (like NumPy), so they accept every dtype.
 Tensor logical_not(const Tensor& x) {
-  static const OpDef& op = get_op("logical_not");
+  static const OpDef& op = ops::logical_not();
   return call_op1(op, {as_bool(x, "logical_not")});
 }
 Tensor logical_and(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("logical_and");
+  static const OpDef& op = ops::logical_and();
   return call_op1(op, {as_bool(a, "logical_and"), as_bool(b, "logical_and")});
 }
 Tensor logical_or(const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("logical_or");
+  static const OpDef& op = ops::logical_or();
   return call_op1(op, {as_bool(a, "logical_or"), as_bool(b, "logical_or")});
 }
 

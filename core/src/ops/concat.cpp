@@ -4,6 +4,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/ops/shape.h"
 
@@ -53,7 +54,7 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
-  static const OpDef& op = get_op("concat");
+  static const OpDef& op = ops::concat();
   MF_CHECK(!xs.empty(), "concat: needs at least one input, got an empty list");
   // Mixed dtypes are promoted like binary arithmetic (a recorded cast, so gradients flow back).
   DType common = xs[0].defined() ? xs[0].dtype() : DType::F32;

@@ -6,6 +6,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/conv.h"
 #include "meshflow/core/ops/elementwise.h"
 
@@ -45,8 +46,8 @@ std::vector<TensorMeta> infer_grad_weight(const std::vector<TensorMeta>& in, con
 }
 
 std::vector<Tensor> conv2d_backward(const BackwardContext& c, const std::vector<Tensor>& g) {
-  static const OpDef& grad_input = get_op("conv2d_grad_input");
-  static const OpDef& grad_weight = get_op("conv2d_grad_weight");
+  static const OpDef& grad_input = ops::conv2d_grad_input();
+  static const OpDef& grad_weight = ops::conv2d_grad_weight();
   const Tensor &x = c.inputs[0], &w = c.inputs[1];
   Tensor dy = g[0].contiguous();
   Tensor dx, dw;
@@ -82,7 +83,7 @@ void set_cpu_conv_algorithm(ConvAlgorithm algorithm) { g_cpu_conv_algorithm.stor
 ConvAlgorithm cpu_conv_algorithm() { return g_cpu_conv_algorithm.load(); }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2dOptions& o) {
-  static const OpDef& op = get_op("conv2d");
+  static const OpDef& op = ops::conv2d();
   MF_CHECK(x.defined() && w.defined(), "conv2d: an operand is an undefined tensor");
   const Shape &xs = x.shape(), &ws = w.shape();
   MF_CHECK(x.dim() == 4, "conv2d: expected input of rank 4 [N, H, W, C], got ", shape_str(xs));

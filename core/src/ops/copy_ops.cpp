@@ -3,6 +3,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/ops/shape.h"
 
@@ -46,12 +47,12 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor cast(const Tensor& x, DType dtype) {
-  static const OpDef& op = get_op("cast");
+  static const OpDef& op = ops::cast();
   return call_op1(op, {x}, {{"dtype", static_cast<int64_t>(dtype)}});
 }
 
 Tensor contiguous(const Tensor& x) {
-  static const OpDef& op = get_op("contiguous");
+  static const OpDef& op = ops::contiguous();
   return call_op1(op, {x});
 }
 

@@ -2,6 +2,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/shape.h"
 
 namespace meshflow {
@@ -25,7 +26,7 @@ std::vector<TensorMeta> infer_gather(const std::vector<TensorMeta>& in, const At
 }
 
 std::vector<Tensor> gather_backward(const BackwardContext& ctx, const std::vector<Tensor>& g) {
-  static const OpDef& scatter = get_op("gather_backward");
+  static const OpDef& scatter = ops::gather_backward();
   const Tensor &x = ctx.inputs[0], &indices = ctx.inputs[1];
   Tensor gx = call_op1(scatter, {g[0], indices}, {{"axis", ctx.attrs.i("axis")}, {"x_shape", x.shape()}});
   return {gx, Tensor()};
@@ -63,7 +64,7 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor gather(const Tensor& x, const Tensor& indices, int64_t axis) {
-  static const OpDef& op = get_op("gather");
+  static const OpDef& op = ops::gather();
   return call_op1(op, {x, indices}, {{"axis", axis}});
 }
 

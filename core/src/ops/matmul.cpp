@@ -6,6 +6,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/ops/linalg.h"
 
@@ -76,7 +77,7 @@ void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 bool allow_tf32() { return g_allow_tf32.load(); }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
-  static const OpDef& op = get_op("matmul");
+  static const OpDef& op = ops::matmul();
   MF_CHECK(a.defined() && b.defined(), "matmul: an operand is an undefined tensor");
   MF_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: expected operands of rank >= 1, got ", shape_str(a.shape()),
            " x ", shape_str(b.shape()), "; scalars multiply with mul");

@@ -4,6 +4,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 
 namespace meshflow {
 namespace {
@@ -23,7 +24,7 @@ std::vector<TensorMeta> infer_embedding(const std::vector<TensorMeta>& in, const
 // The table's gradient is gather's: a scatter-add of the output rows into a zero table, where
 // ids used several times accumulate (see Note [Race-free scatter-add] in the kernel).
 std::vector<Tensor> embedding_backward(const BackwardContext& ctx, const std::vector<Tensor>& g) {
-  static const OpDef& scatter = get_op("gather_backward");
+  static const OpDef& scatter = ops::gather_backward();
   const Tensor &ids = ctx.inputs[0], &table = ctx.inputs[1];
   return {Tensor(), call_op1(scatter, {g[0], ids}, {{"axis", int64_t{0}}, {"x_shape", table.shape()}})};
 }
@@ -43,7 +44,7 @@ std::vector<TensorMeta> infer_dropout(const std::vector<TensorMeta>& in, const A
 }
 
 std::vector<Tensor> dropout_backward(const BackwardContext& ctx, const std::vector<Tensor>& g) {
-  static const OpDef& op = get_op("dropout");
+  static const OpDef& op = ops::dropout();
   return {call_op1(op, {g[0]}, ctx.attrs)};
 }
 
@@ -71,12 +72,12 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor embedding(const Tensor& ids, const Tensor& table) {
-  static const OpDef& op = get_op("embedding");
+  static const OpDef& op = ops::embedding();
   return call_op1(op, {ids, table});
 }
 
 Tensor dropout(const Tensor& x, double rate, bool training, Generator& gen) {
-  static const OpDef& op = get_op("dropout");
+  static const OpDef& op = ops::dropout();
   MF_CHECK(x.defined(), "dropout: the input is an undefined tensor");
   MF_CHECK(rate >= 0.0 && rate < 1.0, "dropout: rate must be in [0, 1), got ", rate,
            " (rate is the fraction of elements dropped)");
@@ -95,7 +96,7 @@ Tensor dropout(const Tensor& x, double rate, bool training) {
 }
 
 Tensor one_hot(const Tensor& ids, int64_t depth, DType dtype) {
-  static const OpDef& op = get_op("one_hot");
+  static const OpDef& op = ops::one_hot();
   return call_op1(op, {ids}, {{"depth", depth}, {"dtype", static_cast<int64_t>(dtype)}});
 }
 

@@ -1,6 +1,7 @@
 // layer_norm and batch_norm: definitions, shape checks, running-statistics updates and backward.
 #include <string>
 
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
@@ -52,7 +53,7 @@ std::vector<TensorMeta> infer_layer_norm_backward(const std::vector<TensorMeta>&
 }
 
 std::vector<Tensor> layer_norm_backward(const BackwardContext& c, const std::vector<Tensor>& g) {
-  static const OpDef& op = get_op("layer_norm_backward");
+  static const OpDef& op = ops::layer_norm_backward();
   const bool has_gamma = c.attrs.b("has_gamma"), has_beta = c.attrs.b("has_beta");
   std::vector<Tensor> inputs{g[0], c.inputs[0], c.outputs[1], c.outputs[2]};
   if (has_gamma) inputs.push_back(c.inputs[1]);
@@ -79,7 +80,7 @@ std::vector<TensorMeta> infer_batch_norm_backward(const std::vector<TensorMeta>&
 }
 
 std::vector<Tensor> batch_norm_train_backward(const BackwardContext& c, const std::vector<Tensor>& g) {
-  static const OpDef& op = get_op("batch_norm_backward");
+  static const OpDef& op = ops::batch_norm_backward();
   const bool has_gamma = c.attrs.b("has_gamma"), has_beta = c.attrs.b("has_beta");
   std::vector<Tensor> inputs{g[0], c.inputs[0], c.outputs[1], c.outputs[2]};
   if (has_gamma) inputs.push_back(c.inputs[1]);
@@ -137,7 +138,7 @@ void append_affine(std::vector<Tensor>& inputs, Attrs& attrs, const Tensor& gamm
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int64_t normalized_dims, double epsilon) {
-  static const OpDef& op = get_op("layer_norm");
+  static const OpDef& op = ops::layer_norm();
   MF_CHECK(x.defined(), "layer_norm: x is an undefined tensor");
   MF_CHECK(epsilon >= 0, "layer_norm: epsilon must be >= 0, got ", epsilon);
   std::vector<Tensor> inputs{x};
@@ -165,14 +166,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   Tensor x2 = x.reshape({m, c});
   Attrs attrs{{"epsilon", epsilon}};
   if (!training) {
-    static const OpDef& op = get_op("batch_norm_infer");
+    static const OpDef& op = ops::batch_norm_infer();
     std::vector<Tensor> inputs{x2, running_mean.detach(), running_var.detach()};
     append_affine(inputs, attrs, gamma, beta);
     return call_op1(op, inputs, attrs).reshape(x.shape());
   }
   MF_CHECK(m > 1, "batch_norm: training needs more than one value per channel, got x ", shape_str(x.shape()),
            "; use a larger batch or inference mode");
-  static const OpDef& op = get_op("batch_norm_train");
+  static const OpDef& op = ops::batch_norm_train();
   std::vector<Tensor> inputs{x2};
   append_affine(inputs, attrs, gamma, beta);
   auto outs = call_op(op, inputs, attrs);

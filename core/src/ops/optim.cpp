@@ -8,6 +8,7 @@
 
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 
 namespace meshflow::optim {
 namespace {
@@ -58,7 +59,7 @@ void sgd_update_(Tensor& param, const Tensor& grad, Tensor& buf, double lr, doub
   check_param(op, param);
   check_like(op, param, grad, "the gradient");
   if (momentum != 0.0) check_like(op, param, buf, "the momentum buffer");
-  static const OpDef& def = get_op("sgd_update");
+  static const OpDef& def = ops::sgd_update();
   run_inplace(def, {param, grad, or_param(momentum != 0.0, buf, param)},
               {{"lr", lr}, {"momentum", momentum}, {"nesterov", nesterov}});
 }
@@ -74,7 +75,7 @@ void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tenso
   MF_CHECK(step >= 1, op, ": step must be >= 1 (the 1-based count of updates), got ", step);
   // The bias corrections fold into one step size, computed in double (Keras's alpha).
   const double alpha = lr * std::sqrt(1.0 - std::pow(beta2, double(step))) / (1.0 - std::pow(beta1, double(step)));
-  static const OpDef& def = get_op("adam_update");
+  static const OpDef& def = ops::adam_update();
   run_inplace(def, {param, grad, m, v, or_param(amsgrad, v_max, param)},
               {{"alpha", alpha}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"amsgrad", amsgrad},
                {"decay", lr * weight_decay}});
@@ -88,7 +89,7 @@ void rmsprop_update_(Tensor& param, const Tensor& grad, Tensor& ms, Tensor& mg, 
   check_like(op, param, ms, "the mean square");
   if (centered) check_like(op, param, mg, "the mean gradient");
   if (momentum > 0) check_like(op, param, mom, "the momentum buffer");
-  static const OpDef& def = get_op("rmsprop_update");
+  static const OpDef& def = ops::rmsprop_update();
   run_inplace(def, {param, grad, ms, or_param(centered, mg, param), or_param(momentum > 0, mom, param)},
               {{"lr", lr}, {"rho", rho}, {"momentum", momentum}, {"eps", eps}, {"centered", centered}});
 }
@@ -98,13 +99,13 @@ void adagrad_update_(Tensor& param, const Tensor& grad, Tensor& acc, double lr, 
   check_param(op, param);
   check_like(op, param, grad, "the gradient");
   check_like(op, param, acc, "the accumulator");
-  static const OpDef& def = get_op("adagrad_update");
+  static const OpDef& def = ops::adagrad_update();
   run_inplace(def, {param, grad, acc}, {{"lr", lr}, {"eps", eps}});
 }
 
 double squared_norm(const Tensor& t) {
   check_param("squared_norm", t);
-  static const OpDef& def = get_op("squared_norm");
+  static const OpDef& def = ops::squared_norm();
   // The result is an f64 scalar on t's device; the kernel writes it through the second operand.
   Tensor out = empty({}, {.dtype = DType::F64, .device = t.device()});
   run_inplace(def, {t, out});
@@ -113,14 +114,14 @@ double squared_norm(const Tensor& t) {
 
 void scale_(Tensor& t, double factor) {
   check_param("scale_", t);
-  static const OpDef& def = get_op("scale_inplace");
+  static const OpDef& def = ops::scale_inplace();
   run_inplace(def, {t}, {{"factor", factor}});
 }
 
 void clamp_(Tensor& t, double lo, double hi) {
   check_param("clamp_", t);
   MF_CHECK(lo <= hi, "clamp_: lo (", lo, ") must not exceed hi (", hi, ")");
-  static const OpDef& def = get_op("clamp_inplace");
+  static const OpDef& def = ops::clamp_inplace();
   run_inplace(def, {t}, {{"lo", lo}, {"hi", hi}});
 }
 

@@ -2,6 +2,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/shape.h"
 
 namespace meshflow {
@@ -42,7 +43,7 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor pad(const Tensor& x, const std::vector<std::pair<int64_t, int64_t>>& pads, double value) {
-  static const OpDef& op = get_op("pad");
+  static const OpDef& op = ops::pad();
   std::vector<int64_t> flat;
   flat.reserve(2 * pads.size());
   for (auto [before, after] : pads) {

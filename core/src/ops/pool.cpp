@@ -4,6 +4,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/conv.h"
 #include "meshflow/core/ops/elementwise.h"
 
@@ -28,13 +29,13 @@ std::vector<TensorMeta> infer_pool_grad(const std::vector<TensorMeta>& in, const
 }
 
 std::vector<Tensor> max_pool_backward(const BackwardContext& c, const std::vector<Tensor>& g) {
-  static const OpDef& grad = get_op("max_pool2d_grad");
+  static const OpDef& grad = ops::max_pool2d_grad();
   Attrs a = c.attrs;
   return {call_op1(grad, {c.inputs[0].contiguous(), g[0].contiguous()}, a.set("input_shape", c.inputs[0].shape()))};
 }
 
 std::vector<Tensor> avg_pool_backward(const BackwardContext& c, const std::vector<Tensor>& g) {
-  static const OpDef& grad = get_op("avg_pool2d_grad");
+  static const OpDef& grad = ops::avg_pool2d_grad();
   Attrs a = c.attrs;
   return {call_op1(grad, {g[0].contiguous()}, a.set("input_shape", c.inputs[0].shape()))};
 }
@@ -50,7 +51,8 @@ MF_STATIC_INIT {
   define_op("avg_pool2d_grad").infer = infer_pool_grad;
 }
 
-Tensor pool2d(const char* name, const Tensor& x, const Pool2dOptions& o) {
+Tensor pool2d(const OpDef& op, const Tensor& x, const Pool2dOptions& o) {
+  const char* name = op.name.c_str();
   MF_CHECK(x.defined(), name, ": the input is an undefined tensor");
   MF_CHECK(x.dim() == 4, name, ": expected input of rank 4 [N, H, W, C], got ", shape_str(x.shape()));
   const std::vector<int64_t> strides = o.strides.empty() ? o.pool_size : o.strides;
@@ -66,7 +68,6 @@ Tensor pool2d(const char* name, const Tensor& x, const Pool2dOptions& o) {
   Attrs attrs{{"pool_size", o.pool_size},
               {"strides", strides},
               {"pads", std::vector<int64_t>{ph.before, ph.after, pw.before, pw.after}}};
-  const OpDef& op = get_op(name);
   if (x.dtype() == DType::BF16 || x.dtype() == DType::F16)
     return cast(call_op1(op, {cast(x, DType::F32)}, attrs), x.dtype());
   return call_op1(op, {x}, attrs);
@@ -74,7 +75,7 @@ Tensor pool2d(const char* name, const Tensor& x, const Pool2dOptions& o) {
 
 }  // namespace
 
-Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) { return pool2d("max_pool2d", x, options); }
-Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options) { return pool2d("avg_pool2d", x, options); }
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) { return pool2d(ops::max_pool2d(), x, options); }
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options) { return pool2d(ops::avg_pool2d(), x, options); }
 
 }  // namespace meshflow

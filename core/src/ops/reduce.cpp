@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "internal/reduce.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
@@ -39,7 +40,7 @@ std::vector<TensorMeta> infer_arg_extreme(const std::vector<TensorMeta>& in, con
 std::vector<TensorMeta> infer_equal_mask(const std::vector<TensorMeta>& in, const Attrs&) { return {in[0]}; }
 
 Tensor equal_mask(const Tensor& x, const Tensor& y) {
-  static const OpDef& op = get_op("equal_mask");
+  static const OpDef& op = ops::equal_mask();
   return call_op1(op, {x, y});
 }
 
@@ -68,9 +69,9 @@ MF_STATIC_INIT {
   define_op("equal_mask").infer = infer_equal_mask;
 }
 
-Tensor extreme(const char* name, const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
-  MF_CHECK(x.defined(), name, ": the input is an undefined tensor");
-  return call_op1(get_op(name), {x}, {{"axes", axes}, {"keepdims", keepdims}});
+Tensor extreme(const OpDef& op, const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
+  MF_CHECK(x.defined(), op.name, ": the input is an undefined tensor");
+  return call_op1(op, {x}, {{"axes", axes}, {"keepdims", keepdims}});
 }
 
 int64_t reduced_count(const Tensor& x, const std::vector<int64_t>& axes, const char* op) {
@@ -106,15 +107,15 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
     auto ax = internal::reduce_axes(axes, x.dim(), "mean");
     return xf.reshape(internal::reduced_shape(x.shape(), ax, keepdims));
   }
-  static const OpDef& op = get_op("mean");
+  static const OpDef& op = ops::mean();
   return call_op1(op, {xf}, {{"axes", axes}, {"keepdims", keepdims}});
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
-  return extreme("max", x, axes, keepdims);
+  return extreme(ops::max(), x, axes, keepdims);
 }
 Tensor min(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
-  return extreme("min", x, axes, keepdims);
+  return extreme(ops::min(), x, axes, keepdims);
 }
 
 // Two passes (the mean, then squared deviations) rather than E[x^2] - E[x]^2, which cancels
@@ -132,11 +133,11 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims, int
 }
 
 Tensor argmax(const Tensor& x, int64_t axis, bool keepdims) {
-  static const OpDef& op = get_op("argmax");
+  static const OpDef& op = ops::argmax();
   return call_op1(op, {x}, {{"axis", axis}, {"keepdims", keepdims}});
 }
 Tensor argmin(const Tensor& x, int64_t axis, bool keepdims) {
-  static const OpDef& op = get_op("argmin");
+  static const OpDef& op = ops::argmin();
   return call_op1(op, {x}, {{"axis", axis}, {"keepdims", keepdims}});
 }
 

@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "internal/reduce.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/reduce.h"
@@ -98,7 +99,7 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
-  static const OpDef& op = get_op("sum");
+  static const OpDef& op = ops::sum();
   return call_op1(op, {x}, {{"axes", axes}, {"keepdims", keepdims}});
 }
 

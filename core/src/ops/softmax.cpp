@@ -1,5 +1,6 @@
 // softmax and log_softmax along one axis: definitions and backward (save_outputs: both read y).
 #include "internal/reduce.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
@@ -47,12 +48,12 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t axis) {
-  static const OpDef& op = get_op("softmax");
+  static const OpDef& op = ops::softmax();
   return call_op1(op, {x}, {{"axis", axis}});
 }
 
 Tensor log_softmax(const Tensor& x, int64_t axis) {
-  static const OpDef& op = get_op("log_softmax");
+  static const OpDef& op = ops::log_softmax();
   return call_op1(op, {x}, {{"axis", axis}});
 }
 

@@ -2,6 +2,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "ops/unary_common.h"
 
@@ -81,7 +82,7 @@ Tensor call_unary(const OpDef& op, const Tensor& x, bool float_only, const Attrs
 
 #define MF_UNARY(fn, float_only)                       \
   Tensor fn(const Tensor& x) {                         \
-    static const OpDef& op = get_op(#fn);              \
+    static const OpDef& op = ops::fn();                \
     return internal::call_unary(op, x, float_only);   \
   }
 MF_UNARY(exp, true)

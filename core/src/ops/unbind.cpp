@@ -3,6 +3,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/shape.h"
 
 namespace meshflow {
@@ -45,7 +46,7 @@ MF_STATIC_INIT {
 }  // namespace
 
 std::vector<Tensor> unbind(const Tensor& x, int64_t axis) {
-  static const OpDef& op = get_op("unbind");
+  static const OpDef& op = ops::unbind();
   MF_CHECK(x.defined() && x.dim() > 0, "unbind: needs a tensor of rank >= 1");
   const int64_t ax = normalize_axis(axis, x.dim(), "unbind");
   return call_op(op, {x}, Attrs{{"axis", ax}});

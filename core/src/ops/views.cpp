@@ -5,6 +5,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/shape.h"
 
 namespace meshflow {
@@ -207,12 +208,12 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
-  static const OpDef& op = get_op("reshape");
+  static const OpDef& op = ops::reshape();
   return call_op1(op, {x}, {{"shape", shape}});
 }
 
 Tensor permute(const Tensor& x, const std::vector<int64_t>& axes) {
-  static const OpDef& op = get_op("permute");
+  static const OpDef& op = ops::permute();
   return call_op1(op, {x}, {{"axes", axes}});
 }
 
@@ -226,12 +227,12 @@ Tensor transpose(const Tensor& x, int64_t a, int64_t b) {
 }
 
 Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t end, int64_t step) {
-  static const OpDef& op = get_op("slice");
+  static const OpDef& op = ops::slice();
   return call_op1(op, {x}, {{"axis", axis}, {"start", start}, {"end", end}, {"step", step}});
 }
 
 Tensor expand(const Tensor& x, const Shape& shape) {
-  static const OpDef& op = get_op("expand");
+  static const OpDef& op = ops::expand();
   return call_op1(op, {x}, {{"shape", shape}});
 }
 

@@ -2,6 +2,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 
 namespace meshflow {
@@ -35,7 +36,7 @@ MF_STATIC_INIT {
 }  // namespace
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  static const OpDef& op = get_op("where");
+  static const OpDef& op = ops::where();
   MF_CHECK(cond.defined() && a.defined() && b.defined(), "where: an operand is an undefined tensor");
   if (a.dtype() == b.dtype()) return call_op1(op, {cond, a, b});
   DType t = promote_types(a.dtype(), b.dtype());

@@ -96,6 +96,8 @@ OpDef& define_op(const std::string& name);         // creates or returns the ent
 const OpDef& get_op(const std::string& name);      // throws naming the op if unknown
 void register_kernel(const std::string& op, DeviceType device, KernelFn kernel);
 std::vector<std::string> registered_ops();
+// Names that have kernels but no definition: a misspelt register_kernel (tests check it is empty).
+std::vector<std::string> kernels_without_definition();
 
 // Runs an op: infers shapes (errors name the op and shapes), records symbolic graph nodes when an
 // input is symbolic, else allocates outputs and runs the device's kernel, then records autograd.

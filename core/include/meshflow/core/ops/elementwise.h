@@ -30,6 +30,8 @@ Tensor relu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor elu(const Tensor& x, double alpha = 1.0);
 Tensor gelu(const Tensor& x, bool approximate = false);  // erf form, or tanh form when approximate
+// gelu(x + bias) in one pass, bias 1-D along x's last axis (a transformer MLP's activation).
+Tensor bias_gelu(const Tensor& x, const Tensor& bias, bool approximate = false);
 Tensor softplus(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor clip(const Tensor& x, double lo, double hi);

@@ -1,0 +1,43 @@
+// bias_gelu(x, bias): gelu(x + bias) in one pass over memory, bias along the last axis (the
+// activation of a transformer's MLP). Definition, backward and public function; kernels in
+// core/kernels/{cpu,cuda}/bias_gelu.*.
+#include "meshflow/core/autograd.h"
+#include "meshflow/core/error.h"
+#include "meshflow/core/op.h"
+#include "meshflow/core/op_list.h"
+#include "meshflow/core/ops/elementwise.h"
+
+namespace meshflow {
+namespace {
+
+std::vector<TensorMeta> infer_bias_gelu(const std::vector<TensorMeta>& in, const Attrs&) {
+  const TensorMeta &x = in[0], &b = in[1];
+  MF_CHECK(is_floating(x.dtype), "bias_gelu: x must be floating, got ", dtype_name(x.dtype));
+  MF_CHECK(b.dtype == x.dtype, "bias_gelu: bias is ", dtype_name(b.dtype), " but x is ", dtype_name(x.dtype));
+  MF_CHECK(!x.shape.empty() && b.shape.size() == 1 && (x.shape.back() < 0 || b.shape[0] == x.shape.back()),
+           "bias_gelu: bias must be 1-D with x's last dimension: x ", shape_str(x.shape), ", bias ",
+           shape_str(b.shape));
+  return {x};
+}
+
+// With z = x + bias: dx = g * gelu'(z), dbias = dx summed over every axis but the last.
+std::vector<Tensor> bias_gelu_backward(const BackwardContext& c, const std::vector<Tensor>& g) {
+  Tensor z = add(c.inputs[0], c.inputs[1]);
+  Tensor dz = mul(g[0], call_op1(ops::gelu_derivative(), {z}, c.attrs));
+  return {dz, c.needs_input_grad[1] ? autograd::sum_to(dz, c.inputs[1].shape()) : Tensor()};
+}
+
+MF_STATIC_INIT {
+  OpDef& d = define_op("bias_gelu");
+  d.infer = infer_bias_gelu;
+  d.backward = bias_gelu_backward;
+}
+
+}  // namespace
+
+Tensor bias_gelu(const Tensor& x, const Tensor& bias, bool approximate) {
+  MF_CHECK(x.defined() && bias.defined(), "bias_gelu: an operand is an undefined tensor");
+  return call_op1(ops::bias_gelu(), {x, bias}, {{"approximate", approximate}});
+}
+
+}  // namespace meshflow
