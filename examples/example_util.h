@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "meshflow/meshflow.h"
@@ -30,14 +31,23 @@ inline mf::Tensor one_hot_labels(const mf::Tensor& ids, int64_t classes) { retur
 
 // The seed programs' one option, --device D (cpu, cpu:1, cuda:0, /gpu:0): main opens a DeviceScope
 // on it, so the data, the weights and every op of the program are made and run there.
+// A bad option or a device this process cannot use ends the program with a sentence and exit code 2.
 inline mf::Device parse_device(int argc, char** argv) {
-  mf::Device device;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    if (k == "--device" && i + 1 < argc) device = mf::Device(std::string(argv[++i]));
-    else throw mf::Error("unknown option '" + k + "' (expected --device cpu|cpu:N|cuda:N)");
+  try {
+    mf::Device device;
+    for (int i = 1; i < argc; ++i) {
+      std::string k = argv[i];
+      if (k == "--device" && i + 1 < argc) device = mf::Device(std::string(argv[++i]));
+      else throw mf::Error("unknown option '" + k + "' (expected --device cpu|cpu:N|cuda:N)");
+    }
+    if (device.is_cuda() && device.index >= mf::device_count(mf::DeviceType::CUDA))
+      throw mf::Error("--device " + device.str() + ": this process sees " +
+                      std::to_string(mf::device_count(mf::DeviceType::CUDA)) + " GPU(s)");
+    return device;
+  } catch (const mf::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    std::exit(2);
   }
-  return device;
 }
 
 // The Fashion-MNIST programs' options: --epochs N, --batch B, --data DIR (Debian's dataset folder).

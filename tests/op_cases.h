@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "meshflow/core/optim.h"
 #include "test_util.h"
 
 namespace mf_test {
@@ -124,6 +125,27 @@ inline std::map<std::string, Case> op_cases() {
   c["one_hot"] = {{{1}}, [](const std::vector<Tensor>& x) { return one_hot(ids({2, 0, 1}, x[0].device()), 3, DType::F64); },
                   false};
   return c;
+}
+
+// Every in-place op in turn (the fused updates, scale, clamp, then squared_norm and copy_) on
+// parameters and slots of `shape` made on `device`: returns the norm and the final parameter, cast
+// to f32 by copy_ into a fresh tensor on the device.
+inline std::pair<double, Tensor> apply_every_inplace_op(Device device, DType dtype, const Shape& shape) {
+  std::vector<Tensor> t;
+  for (uint64_t seed = 1; seed <= 6; ++seed) t.push_back(random_tensor(shape, seed, 0.1, 1.0, dtype).to(device));
+  Tensor g = t[1];
+  optim::sgd_update_(t[0], g, t[2], 0.1, 0.9, true);
+  optim::adam_update_(t[0], g, t[3], t[4], t[5], 0.01, 0.9, 0.999, 1e-7, 3, true, 0.01);
+  optim::rmsprop_update_(t[0], g, t[2], t[3], t[4], 0.01, 0.9, 0.5, 1e-7, false);
+  optim::adagrad_update_(t[0], g, t[5], 0.1, 1e-7);
+  optim::scale_(t[0], 0.5);
+  optim::clamp_(t[0], -0.2, 0.3);
+  const double norm = optim::squared_norm(t[0]);
+  Shape wide = shape;
+  wide.insert(wide.begin(), 3);
+  Tensor dst = zeros(wide, {.dtype = DType::F32, .device = device});
+  dst.copy_(t[0]);  // broadcast and cast
+  return {norm, dst};
 }
 
 }  // namespace mf_test

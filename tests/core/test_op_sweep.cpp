@@ -85,23 +85,8 @@ TEST(Device, CopiesAreDifferentiable) {
 
 // Every in-place op run on the virtual device cpu:1 writes what it writes on cpu:0.
 TEST(InplaceOps, VirtualDeviceGivesTheSameValues) {
-  auto run = [](Device d) {
-    std::vector<Tensor> t;
-    for (uint64_t seed = 1; seed <= 6; ++seed) t.push_back(random_tensor({7, 5}, seed, 0.1, 1.0).to(d));
-    Tensor g = t[1];
-    optim::sgd_update_(t[0], g, t[2], 0.1, 0.9, true);
-    optim::adam_update_(t[0], g, t[3], t[4], t[5], 0.01, 0.9, 0.999, 1e-7, 3, true, 0.01);
-    optim::rmsprop_update_(t[0], g, t[2], t[3], t[4], 0.01, 0.9, 0.5, 1e-7, false);
-    optim::adagrad_update_(t[0], g, t[5], 0.1, 1e-7);
-    optim::scale_(t[0], 0.5);
-    optim::clamp_(t[0], -0.2, 0.3);
-    double norm = optim::squared_norm(t[0]);
-    Tensor dst = zeros({3, 7, 5}, {.dtype = DType::F32, .device = d});
-    dst.copy_(t[0]);
-    return std::make_pair(norm, dst);
-  };
-  auto [n0, t0] = run(cpu(0));
-  auto [n1, t1] = run(cpu(1));
+  auto [n0, t0] = mf_test::apply_every_inplace_op(cpu(0), DType::F64, {7, 5});
+  auto [n1, t1] = mf_test::apply_every_inplace_op(cpu(1), DType::F64, {7, 5});
   EXPECT_EQ(t1.device(), cpu(1));
   EXPECT_EQ(n0, n1);
   EXPECT_GT(n0, 0.0);

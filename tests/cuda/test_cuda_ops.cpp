@@ -130,24 +130,13 @@ TEST(CudaOps, HalfPrecisionMatchesTheCpuWithinTheirResolution) {
 }
 
 TEST(CudaOps, FusedOptimizerUpdatesMatchTheCpu) {
-  auto run = [](Device dev, DType dt) {
-    std::vector<Tensor> t;
-    for (uint64_t seed = 1; seed <= 6; ++seed) t.push_back(random_tensor({1031}, seed, 0.1, 1.0, dt).to(dev));
-    Tensor g = t[1];
-    optim::sgd_update_(t[0], g, t[2], 0.1, 0.9, true);
-    optim::adam_update_(t[0], g, t[3], t[4], t[5], 0.01, 0.9, 0.999, 1e-7, 3, true, 0.01);
-    optim::rmsprop_update_(t[0], g, t[2], t[3], t[4], 0.01, 0.9, 0.5, 1e-7, false);
-    optim::adagrad_update_(t[0], g, t[5], 0.1, 1e-7);
-    optim::scale_(t[0], 0.5);
-    optim::clamp_(t[0], -0.2, 0.3);
-    return std::make_pair(optim::squared_norm(t[0]), t[0].to(cpu()));
-  };
   for (DType dt : {DType::F64, DType::F32}) {
-    auto [n_cpu, p_cpu] = run(cpu(), dt);
-    auto [n_gpu, p_gpu] = run(kGpu, dt);
+    auto [n_cpu, p_cpu] = mf_test::apply_every_inplace_op(cpu(), dt, {1031});
+    auto [n_gpu, p_gpu] = mf_test::apply_every_inplace_op(kGpu, dt, {1031});
     const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
+    EXPECT_EQ(p_gpu.device(), kGpu);
     EXPECT_NEAR(n_gpu, n_cpu, tol * n_cpu) << dtype_name(dt);
-    EXPECT_TRUE(tensors_near(p_gpu, p_cpu, tol, tol)) << dtype_name(dt);
+    EXPECT_TRUE(tensors_near(p_gpu.to(cpu()), p_cpu, tol, tol)) << dtype_name(dt);
   }
 }
 

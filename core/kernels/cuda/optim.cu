@@ -105,87 +105,75 @@ T* ptr(const Tensor& t) {
   return static_cast<T*>(t.raw_data());
 }
 
-void sgd_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
-  const int64_t n = in[0].numel();
-  if (n == 0) return;
-  const bool use_b = a.f("momentum") != 0.0;
-  dispatch_float(in[0].dtype(), "sgd_update", [&]<typename T>() {
+// Calls launch.template operator()<T>() for the parameter's dtype (f32 or f64: the op checked it)
+// and checks the launch; nothing is launched for an empty parameter unless `even_empty`.
+template <typename F>
+void run_float(const Tensor& p, const char* op, F&& launch, bool even_empty = false) {
+  if (p.numel() == 0 && !even_empty) return;
+  dispatch_float(p.dtype(), op, [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      sgd_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), n,
-                                                                 T(a.f("lr")), T(a.f("momentum")), use_b,
-                                                                 a.b("nesterov"));
+      launch.template operator()<T>();
       MF_CUDA_CHECK_LAUNCH();
     }
   });
 }
 
-void adam_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+using Operands = std::vector<Tensor>;
+
+void sgd_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
   const int64_t n = in[0].numel();
-  if (n == 0) return;
-  dispatch_float(in[0].dtype(), "adam_update", [&]<typename T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      adam_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(
-          ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), ptr<T>(in[3]), a.b("amsgrad") ? ptr<T>(in[4]) : nullptr, n,
-          T(1.0 - a.f("beta1")), T(1.0 - a.f("beta2")), T(a.f("alpha")), T(a.f("eps")), T(a.f("decay")));
-      MF_CUDA_CHECK_LAUNCH();
-    }
+  run_float(in[0], "sgd_update", [&]<typename T>() {
+    sgd_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), n,
+                                                               T(a.f("lr")), T(a.f("momentum")),
+                                                               a.f("momentum") != 0.0, a.b("nesterov"));
   });
 }
 
-void rmsprop_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+void adam_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
   const int64_t n = in[0].numel();
-  if (n == 0) return;
-  dispatch_float(in[0].dtype(), "rmsprop_update", [&]<typename T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      rmsprop_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(
-          ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), a.b("centered") ? ptr<T>(in[3]) : nullptr,
-          a.f("momentum") > 0 ? ptr<T>(in[4]) : nullptr, n, T(a.f("rho")), T(a.f("lr")), T(a.f("momentum")),
-          T(a.f("eps")));
-      MF_CUDA_CHECK_LAUNCH();
-    }
+  run_float(in[0], "adam_update", [&]<typename T>() {
+    adam_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(
+        ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), ptr<T>(in[3]), a.b("amsgrad") ? ptr<T>(in[4]) : nullptr, n,
+        T(1.0 - a.f("beta1")), T(1.0 - a.f("beta2")), T(a.f("alpha")), T(a.f("eps")), T(a.f("decay")));
   });
 }
 
-void adagrad_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+void rmsprop_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
   const int64_t n = in[0].numel();
-  if (n == 0) return;
-  dispatch_float(in[0].dtype(), "adagrad_update", [&]<typename T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      adagrad_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), n,
-                                                                     T(a.f("lr")), T(a.f("eps")));
-      MF_CUDA_CHECK_LAUNCH();
-    }
+  run_float(in[0], "rmsprop_update", [&]<typename T>() {
+    rmsprop_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(
+        ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), a.b("centered") ? ptr<T>(in[3]) : nullptr,
+        a.f("momentum") > 0 ? ptr<T>(in[4]) : nullptr, n, T(a.f("rho")), T(a.f("lr")), T(a.f("momentum")),
+        T(a.f("eps")));
   });
 }
 
-void squared_norm_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs&) {
-  dispatch_float(in[0].dtype(), "squared_norm", [&]<typename T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      squared_norm_k<T><<<1, 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), in[0].numel(), ptr<double>(in[1]));
-      MF_CUDA_CHECK_LAUNCH();
-    }
+void adagrad_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
+  const int64_t n = in[0].numel();
+  run_float(in[0], "adagrad_update", [&]<typename T>() {
+    adagrad_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), n,
+                                                                   T(a.f("lr")), T(a.f("eps")));
   });
 }
 
-void scale_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+// Runs for an empty tensor too: the block then writes 0.
+void squared_norm_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs&) {
+  run_float(in[0], "squared_norm", [&]<typename T>() {
+    squared_norm_k<T><<<1, 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), in[0].numel(), ptr<double>(in[1]));
+  }, /*even_empty=*/true);
+}
+
+void scale_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
   const int64_t n = in[0].numel();
-  if (n == 0) return;
-  dispatch_float(in[0].dtype(), "scale_", [&]<typename T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      scale_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), n, T(a.f("factor")));
-      MF_CUDA_CHECK_LAUNCH();
-    }
+  run_float(in[0], "scale_", [&]<typename T>() {
+    scale_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), n, T(a.f("factor")));
   });
 }
 
-void clamp_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+void clamp_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
   const int64_t n = in[0].numel();
-  if (n == 0) return;
-  dispatch_float(in[0].dtype(), "clamp_", [&]<typename T>() {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      clamp_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), n, T(a.f("lo")), T(a.f("hi")));
-      MF_CUDA_CHECK_LAUNCH();
-    }
+  run_float(in[0], "clamp_", [&]<typename T>() {
+    clamp_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), n, T(a.f("lo")), T(a.f("hi")));
   });
 }
 
