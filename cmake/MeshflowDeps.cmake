@@ -44,7 +44,11 @@ if(NOT MESHFLOW_WITH_DNNL STREQUAL "OFF" AND MESHFLOW_DNNL_LIB AND MESHFLOW_DNNL
   target_include_directories(meshflow_dnnl SYSTEM INTERFACE ${MESHFLOW_DNNL_INCLUDE})
 else()
   set(MESHFLOW_HAVE_DNNL OFF)
-  set(MESHFLOW_SUMMARY_DNNL "off (not found: libdnnl-dev); im2col convolution and own pooling only, bench_conv/bench_pool skipped")
+  set(_mf_why "not found: libdnnl-dev")
+  if(MESHFLOW_WITH_DNNL STREQUAL "OFF")
+    set(_mf_why "MESHFLOW_WITH_DNNL=OFF")
+  endif()
+  set(MESHFLOW_SUMMARY_DNNL "off (${_mf_why}); im2col convolution and own pooling only, bench_conv/bench_pool/bench_matmul skipped")
 endif()
 
 # MPI
