@@ -153,7 +153,7 @@ class CudaAllocator final : public Allocator {
 
   void empty_cache() override {
     DeviceGuard guard(index_);
-    // Queued kernels may still read cached blocks' last contents' neighbours; wait before freeing.
+    // Kernels still queued may read blocks freed into the cache: wait for them before cudaFree.
     MF_CUDA_CHECK(cudaStreamSynchronize(current_stream(index_)));
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [size, p] : free_) {
