@@ -17,7 +17,7 @@ namespace {
 
 const mf::Device kGpu = mf::cuda(0);
 
-// Median-free best of `reps` timed runs, each after a synchronize, in seconds.
+// The best of `reps` timed runs, each ended by a synchronize, in seconds.
 double best_seconds(const std::function<void()>& fn, int reps = 20) {
   fn();
   mf::synchronize(kGpu);

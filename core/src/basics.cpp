@@ -214,8 +214,8 @@ Device::Device(const std::string& spec) {
   index = idx;
 }
 
-// Note [Current device]: a thread-local pointer to the innermost scope's device. Only an open
-// scope changes where ops run; without one an op runs where its first input lives (as before),
+// Note [Current device]: a thread-local pointer to the innermost scope's device. An open scope
+// decides where ops run; without one, call_op places an op by its inputs (Note [Mixed devices]),
 // so code that never opens a scope pays one thread-local read per op.
 namespace {
 thread_local const Device* t_current_device = nullptr;

@@ -206,9 +206,9 @@ std::vector<Tensor> record_symbolic(const OpDef& op, const std::vector<Tensor>& 
 namespace {
 
 // Note [Mixed devices]: an op runs on the current DeviceScope's device when one is open, else on
-// its first input on an accelerator, else on its first input's device. Inputs that live elsewhere are copied there with Tensor::to, which
-// records the copy on the tape, so their gradients travel back to where they came from. Views
-// (reshape, slice, ...) never copy: they alias their input and stay on its device.
+// its first input on an accelerator, else on its first input's device. Inputs that live elsewhere
+// are copied there with Tensor::to, which records the copy on the tape, so their gradients travel
+// back to where they came from. Views (reshape, slice, ...) never copy: they alias their input.
 std::vector<Tensor> placed_inputs(const OpDef& op, const std::vector<Tensor>& inputs, Device device) {
   std::vector<Tensor> moved;
   moved.reserve(inputs.size());

@@ -187,8 +187,7 @@ Tensor Tensor::to(Device d) const {
   // The copy is differentiable: the gradient goes back to the source device.
   if (GradMode::is_enabled() && requires_grad()) {
     std::vector<Tensor> outs{out};
-    static const OpDef& op = [] () -> const OpDef& { return ops::to_device(); }();
-    autograd::record(op, {*this}, outs, Attrs{{"device", d.str()}, {"src_device", device().str()}});
+    autograd::record(ops::to_device(), {*this}, outs, Attrs{{"device", d.str()}, {"src_device", device().str()}});
     return outs[0];
   }
   return out;

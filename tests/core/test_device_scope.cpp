@@ -92,7 +92,7 @@ TEST(InplaceOps, CopyAndFillOnAVirtualDevice) {
   EXPECT_DOUBLE_EQ(t.to(cpu(0)).at({0, 0}), 1.0);
 }
 
-TEST(InplaceOps, AnUpdateWithoutAKernelForTheDeviceIsNamed) {
+TEST(InplaceOps, OperandsOnAnotherDeviceAreNamed) {
   // Operands on different devices are refused before any kernel runs.
   Tensor p = zeros({3}, {.device = cpu(1)});
   Tensor g = zeros({3});

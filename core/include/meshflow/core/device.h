@@ -35,9 +35,7 @@ const char* device_type_name(DeviceType t);
 // and are per thread, like tf.device. See Note [Current device].
 class DeviceScope {
  public:
-  explicit DeviceScope(Device device);
-  explicit DeviceScope(const char* spec) : DeviceScope(Device(spec)) {}
-  explicit DeviceScope(const std::string& spec) : DeviceScope(Device(spec)) {}
+  explicit DeviceScope(Device device);  // also DeviceScope on("/gpu:1"): Device parses the spec
   ~DeviceScope();
   DeviceScope(const DeviceScope&) = delete;
   DeviceScope& operator=(const DeviceScope&) = delete;
