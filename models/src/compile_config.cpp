@@ -1,7 +1,7 @@
 // The compile settings as JSON and back (Keras 3's get_compile_config / compile_from_config).
 #include "meshflow/core/error.h"
 #include "meshflow/models/model.h"
-#include "replication.h"
+#include "model_state.h"
 
 namespace meshflow {
 

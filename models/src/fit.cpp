@@ -123,7 +123,7 @@ History Model::fit(const Tensors& x, const Tensors& y, FitOptions o) {
   const int64_t full_steps = (n + o.batch_size - 1) / o.batch_size;
   const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : full_steps;
   ArrayFeed feed(x_train, y_train, o, processes, process);
-  return detail::TrainLoop::run(*this, o, feed, {.steps_shown = steps, .step_limit = steps, .validation = val});
+  return run_epochs(o, feed, {.steps_shown = steps, .step_limit = steps, .validation = val});
 }
 
 std::map<std::string, double> Model::evaluate(const Tensors& x, const Tensors& y, EvaluateOptions o) {

@@ -94,11 +94,11 @@ History Model::fit(Dataset& data, FitOptions o) {
   const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : card;  // may be unknown (-1)
   data.reset();
   DatasetFeed feed(data, o.steps_per_epoch > 0, processes, distributed ? strategy_->process_rank() : 0);
-  return detail::TrainLoop::run(*this, o, feed,
-                                {.steps_shown = steps,
-                                 .step_limit = o.steps_per_epoch > 0 ? o.steps_per_epoch : -1,
-                                 .validation = o.validation_data,
-                                 .caller = "fit(Dataset)"});
+  return run_epochs(o, feed,
+                    {.steps_shown = steps,
+                     .step_limit = o.steps_per_epoch > 0 ? o.steps_per_epoch : -1,
+                     .validation = o.validation_data,
+                     .caller = "fit(Dataset)"});
 }
 
 std::map<std::string, double> Model::evaluate(Dataset& data, EvaluateOptions o) {

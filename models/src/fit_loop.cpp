@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "meshflow/core/error.h"
-#include "replication.h"
+#include "model_state.h"
 
 namespace meshflow::detail {
 namespace {
@@ -25,12 +25,16 @@ std::pair<int64_t, int64_t> share_of(int64_t n, int parts, int p) {
   return {p * base + std::min<int64_t>(p, extra), base + (p < extra ? 1 : 0)};
 }
 
-Logs TrainLoop::step(Model& model, const StepBatch& batch) {
-  return model.replicated() ? model.run_replicated_step(batch.x, batch.y, batch.global_rows, batch.real_rows)
-                            : model.run_train_step(batch.x, batch.y);
-}
+}  // namespace meshflow::detail
 
-History TrainLoop::run(Model& model, const FitOptions& o, BatchFeed& feed, const TrainPlan& plan) {
+namespace meshflow {
+
+using detail::BatchFeed;
+using detail::StepBatch;
+using detail::TrainPlan;
+
+History Model::run_epochs(const FitOptions& o, BatchFeed& feed, const TrainPlan& plan) {
+  Model& model = *this;
   // Note [Progress through ProgbarLogger]: as Keras, fit() prints through a ProgbarLogger it adds
   // when verbose is on and the caller gave none. It hears on_epoch_begin after the caller's
   // callbacks and on_epoch_end before them, so an epoch's last progress line comes before what
@@ -70,11 +74,13 @@ History TrainLoop::run(Model& model, const FitOptions& o, BatchFeed& feed, const
     model.gradient_observer_ = [&cbs, &step](const std::vector<Variable>& trainable) {
       for (const auto& cb : cbs) cb->on_train_batch_gradients(step, trainable);
     };
-  FitCleanup cleanup{model, [](Model& m) {
-                       m.gradient_observer_ = nullptr;
-                       if (m.replication_) m.replication_->averagers.clear();
-                     }};
+  detail::FitCleanup cleanup{model, [](Model& m) {
+                               m.gradient_observer_ = nullptr;
+                               m.check_gradients_ = false;
+                               if (m.replication_) m.replication_->group.release_averagers();
+                             }};
 
+  check_gradients_ = o.check_gradients;
   History history;
   model.stop_training = false;
   Logs logs;
@@ -92,14 +98,15 @@ History TrainLoop::run(Model& model, const FitOptions& o, BatchFeed& feed, const
       if (!batch) break;
       Logs batch_logs{{"batch", double(step)}, {"size", double(batch->real_rows)}};
       each([&](Callback& cb) { cb.on_train_batch_begin(step, batch_logs); });
-      Logs step_logs = TrainLoop::step(model, *batch);
+      Logs step_logs = run_train_step(batch->x, batch->y, batch->global_rows, batch->real_rows);
       each([&](Callback& cb) { cb.on_train_batch_end(step, step_logs); });
       ++step;
       if (model.stop_training) break;  // a callback stopped mid-epoch (TerminateOnNaN): end the epoch here
     }
     MF_CHECK(step > 0, plan.caller, ": the data yielded no batches in epoch ", epoch + 1);
     model.reduce_metric_states();
-    model.average_non_trainable_weights();  // replicas' moving statistics -> their mean (docs/distributed.md)
+    // Replicas' moving statistics -> their mean (Note [Replica-local statistics]).
+    if (replication_) step_strategy().end_epoch(replication_->group);
     epoch_logs = model.collect_logs();
     if (plan.validation && (epoch + 1) % std::max(1, o.validation_freq) == 0) {
       auto vl = model.evaluate(plan.validation->first, plan.validation->second,
@@ -115,4 +122,4 @@ History TrainLoop::run(Model& model, const FitOptions& o, BatchFeed& feed, const
   return history;
 }
 
-}  // namespace meshflow::detail
+}  // namespace meshflow

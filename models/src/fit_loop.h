@@ -31,20 +31,12 @@ class BatchFeed {
   virtual std::optional<StepBatch> next(int64_t step) = 0;
 };
 
-// What the driver needs besides the feed.
+// What the driver (Model::run_epochs, fit_loop.cpp) needs besides the feed.
 struct TrainPlan {
   int64_t steps_shown = 0;   // "steps" in the callbacks' params (<= 0: unknown)
   int64_t step_limit = -1;   // steps per epoch; -1: until the feed runs out
   std::optional<std::pair<Tensors, Tensors>> validation;
   const char* caller = "fit";  // names the overload in errors
-};
-
-struct TrainLoop {
-  // Runs the epochs of `o` (callbacks, progress through ProgbarLogger, validation, metric states
-  // summed over processes, History); o.verbose is already 0 off the chief.
-  static History run(Model& model, const FitOptions& o, BatchFeed& feed, const TrainPlan& plan);
-  // One training step on this process's rows, replicated or not.
-  static Logs step(Model& model, const StepBatch& batch);
 };
 
 }  // namespace meshflow::detail

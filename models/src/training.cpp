@@ -12,7 +12,7 @@
 #include "meshflow/models/model.h"
 #include "meshflow/models/regularizers.h"
 #include "progbar.h"
-#include "replication.h"
+#include "model_state.h"
 
 namespace meshflow {
 
@@ -109,6 +109,9 @@ void Model::compile(CompileOptions options) {
   compiled_ = true;
   // Keras: a model compiled inside a strategy's scope trains under it from then on.
   if (Strategy* s = current_strategy()) strategy_ = s;
+  // The trainable list may have changed (Keras: freezing takes effect at compile): the next step
+  // makes new gradient averagers.
+  if (replication_) replication_->group.release_averagers();
 }
 
 std::vector<Tensor> Model::targets_for(const Tensors& y, size_t n_outputs) const {
@@ -151,11 +154,10 @@ std::map<std::string, double> Model::collect_logs(const std::string& prefix) con
   return logs;
 }
 
-detail::ReplicaStep detail::ModelInternals::forward_backward(Model& model, const Model::Compiled& c, const Tensors& x,
-                                                            std::vector<Tensor> targets,
-                                                            std::vector<Variable>& trainable, bool& have_trainable,
-                                                            double loss_scale) {
-  ReplicaStep r;
+detail::ReplicaStep Model::forward_backward(Model& model, const Compiled& c, const Tensors& x,
+                                           std::vector<Tensor> targets, std::vector<Variable>& trainable,
+                                           bool& have_trainable, double loss_scale) {
+  detail::ReplicaStep r;
   r.output_losses.assign(c.outputs.size(), 0.0);
   Tensor data_loss, reg_loss;
   {
@@ -189,23 +191,6 @@ detail::ReplicaStep detail::ModelInternals::forward_backward(Model& model, const
   return r;
 }
 
-std::map<std::string, double> Model::run_train_step(const Tensors& x, const Tensors& y) {
-  auto& c = *compiled_state_;
-  auto step = detail::ModelInternals::forward_backward(*this, c, x, targets_for(y, c.outputs.size()), c.trainable,
-                                                      c.have_trainable, 1.0);
-  observe_gradients(c.trainable);
-  optimizer_->step(c.trainable);
-
-  NoGradGuard no_grad;
-  double batch = static_cast<double>(step.pred[0].size(0));
-  c.loss.update(step.total, batch);
-  for (size_t i = 0; i < step.pred.size(); ++i) {
-    if (c.losses[i]) c.output_losses[i].update(step.output_losses[i], batch);
-    for (auto& m : c.metrics[i]) m->update_state(step.targets[i], step.pred[i]);
-  }
-  return collect_logs();
-}
-
 std::map<std::string, double> Model::run_test_step(const Tensors& x, const Tensors& y) {
   auto& c = *compiled_state_;
   NoGradGuard no_grad;
@@ -234,11 +219,9 @@ std::map<std::string, double> Model::train_on_batch(const Tensors& x, const Tens
   MF_CHECK(compiled_, "model '", name(), "' must be compiled before training: call compile() first");
   reset_metrics();
   // Under a strategy x is this process's share; the processes' shares are assumed equal.
-  if (replicated()) {
-    int64_t n = x.empty() ? 0 : x[0].size(0);
-    return run_replicated_step(x, y, n * strategy_->num_processes(), n);
-  }
-  return run_train_step(x, y);
+  MF_CHECK(!x.empty(), "train_on_batch: model '", name(), "' was given no inputs");
+  const int64_t n = x[0].size(0);
+  return run_train_step(x, y, n * step_strategy().num_processes(), n);
 }
 
 std::map<std::string, double> Model::test_on_batch(const Tensors& x, const Tensors& y) {

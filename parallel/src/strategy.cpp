@@ -97,11 +97,6 @@ void Strategy::broadcast_from_chief(std::vector<Tensor>& tensors) const {
   }
 }
 
-void Strategy::mirror(const Tensor& variable) {
-  MF_CHECK(variable.defined() && !variable.is_symbolic(), name(), "::mirror: the variable must be a real tensor");
-  mirrored_.push_back(variable);
-}
-
 DefaultStrategy::DefaultStrategy(Device device) : device_(device), comm_(distributed::make_communicator("stub")) {}
 
 namespace {

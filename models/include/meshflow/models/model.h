@@ -89,6 +89,10 @@ struct FitOptions {
   std::vector<std::shared_ptr<Callback>> callbacks;
   int64_t steps_per_epoch = 0;     // 0: the whole data set
   int validation_freq = 1;
+  // Checks every gradient before each update and stops with an error naming the first layer
+  // (in the model's weight order) whose gradient holds a NaN or an infinity. Off by default: it
+  // reads every gradient once more per step.
+  bool check_gradients = false;
 };
 
 struct EvaluateOptions {
@@ -104,9 +108,10 @@ struct PredictOptions {
 };
 
 namespace detail {
-struct ModelInternals;  // models/src: the replica step reaches the compiled state through it
-struct TrainLoop;       // models/src/fit_loop.cpp: the epoch driver of both fit() overloads
-}
+struct ReplicaStep;  // models/src/model_state.h: what one replica's forward/backward produced
+class BatchFeed;     // models/src/fit_loop.h: where fit()'s batches come from
+struct TrainPlan;
+}  // namespace detail
 class Dataset;
 
 class Model : public Layer {
@@ -139,6 +144,8 @@ class Model : public Layer {
   // then copied to it by the ops that meet the weights, and results come back with .to(cpu()).
   // Optimizer slots are made where their weight lives, so call it before the first training step.
   Model& to(Device device);
+  // Builds a model for data-parallel training (replicate_model() below says how).
+  static std::shared_ptr<Model> replicate(const std::function<std::shared_ptr<Model>()>& build);
   std::map<std::string, double> train_on_batch(const Tensors& x, const Tensors& y);
   std::map<std::string, double> test_on_batch(const Tensors& x, const Tensors& y);
   Tensors predict_on_batch(const Tensors& x);
@@ -153,6 +160,11 @@ class Model : public Layer {
   std::vector<std::string> input_names() const;
   bool is_functional() const { return functional_; }
   const Graph& graph() const;
+  // The model as a graph of ops only: every layer call expanded into the ops it runs (Note
+  // [Expanding layer calls], core/trace.h), traced with `training` as the training flag, weights
+  // as live constants. input_specs default to the functional inputs (or a Sequential's
+  // InputLayer); batch dimensions are -1. For partitioners and for reading what a model runs.
+  Graph op_graph(std::vector<TensorMeta> input_specs = {}, bool training = false);
   std::shared_ptr<Optimizer> optimizer() const { return optimizer_; }
   bool compiled() const { return compiled_; }
   bool stop_training = false;  // callbacks set it to end fit() after the current epoch
@@ -176,19 +188,26 @@ class Model : public Layer {
 
  private:
   struct Compiled;
-  struct Replication;  // per-replica models and gradient averagers (models/src/replication.h)
-  friend struct detail::ModelInternals;
-  friend struct detail::TrainLoop;
-  friend std::shared_ptr<Model> replicate_model(const std::function<std::shared_ptr<Model>()>& build);
-  std::map<std::string, double> run_train_step(const Tensors& x, const Tensors& y);
-  // One step of this process's share x/y of a global batch of `global_batch` rows, of which the
-  // first `real_rows` count (0: x holds one placeholder row that contributes nothing).
-  std::map<std::string, double> run_replicated_step(const Tensors& x, const Tensors& y, int64_t global_batch,
-                                                    int64_t real_rows);
-  bool replicated() const;                       // a strategy with more than one replica
-  void sync_replicas(const Tensors& sample_x);   // builds every replica, copies rank 0's weights
-  void reduce_metric_states();                   // sums metric states over the processes
-  void average_non_trainable_weights();          // replicas' moving statistics -> their mean
+  struct Replication;  // the other local replicas and the strategy's ReplicaGroup (models/src/model_state.h)
+  // One training step on this process's share x/y of a global batch of `global_rows` rows, of which
+  // the first `local_rows` count (0: x holds one placeholder row that contributes nothing): the
+  // strategy runs it (Note [How a step flows], parallel/step.h).
+  std::map<std::string, double> run_train_step(const Tensors& x, const Tensors& y, int64_t global_rows,
+                                               int64_t local_rows);
+  // Forward and backward of `replica` (this model or one of its local copies) with the compiled
+  // losses of `c`; the gradient is of loss_scale * (weighted output losses + layer losses) + weight
+  // regularizers (Note [Uneven shares], docs/distributed.md). `trainable` is filled after the
+  // replica's first call when `known` is false.
+  static detail::ReplicaStep forward_backward(Model& replica, const Compiled& c, const Tensors& x,
+                                              std::vector<Tensor> targets, std::vector<Variable>& trainable,
+                                              bool& known, double loss_scale);
+  // The epochs of fit() on either overload's batches (models/src/fit_loop.cpp).
+  History run_epochs(const FitOptions& o, detail::BatchFeed& feed, const detail::TrainPlan& plan);
+  Strategy& step_strategy() const;      // the model's strategy, or a DefaultStrategy when it has none
+  Replication& replication();           // made on first use (one replica: this model)
+  bool replicated() const;              // a strategy with more than one replica
+  void build_replicas(const Tensors& sample_x);  // every local copy called once, so its weights exist
+  void reduce_metric_states();          // sums metric states over the processes
   std::map<std::string, double> run_test_step(const Tensors& x, const Tensors& y);
   // Shows a step's final gradients (averaged over replicas, in each variable's grad()) to the
   // observer fit() installs, just before the optimizer applies and clears them.
@@ -209,6 +228,7 @@ class Model : public Layer {
   Strategy* strategy_ = nullptr;
   std::shared_ptr<Replication> replication_;
   std::function<void(const std::vector<Variable>&)> gradient_observer_;  // set by fit() for its callbacks
+  bool check_gradients_ = false;  // FitOptions::check_gradients, for the fit() running now
   CompileOptions compile_options_;  // what compile() was given, for save_model's compile config
 };
 

@@ -10,6 +10,7 @@
 #include "meshflow/core/tensor.h"
 #include "meshflow/distributed/bucketing.h"
 #include "meshflow/distributed/communicator.h"
+#include "meshflow/parallel/step.h"
 
 namespace meshflow {
 
@@ -31,7 +32,13 @@ struct StepTimes {
 // gradients on its share of the global batch; gradients are averaged across all replicas (each
 // replica scales its loss by its share, so uneven shares still give the full-batch mean); every
 // replica then holds the same weights. Metric states are sums, combined across processes with
-// reduce_sums(). This layer knows nothing about models: models/ drives it (Model::fit).
+// reduce_sums(). This layer knows nothing about models: it sees replicas through Replica and a
+// step through TrainStep (Note [How a step flows], step.h).
+//
+// A strategy answers three questions, and a new one (sharded, pipelined) answers them its way:
+// where variables and tensors live (local_devices(): replica r on local_devices()[r]); how
+// gradients and state are reduced (make_gradient_averager, reduce_sums, broadcast_from_chief,
+// end_epoch); and how a step runs (run_step). docs/adding_ops.md says how to add one.
 class Strategy {
  public:
   virtual ~Strategy() = default;
@@ -66,10 +73,15 @@ class Strategy {
   // Overwrites each tensor with process 0's value (every process calls it with the same list).
   void broadcast_from_chief(std::vector<Tensor>& tensors) const;
 
-  // Variables recorded while a scope of this strategy was active (mirror()), and their sync.
-  void mirror(const Tensor& variable);
-  const std::vector<Tensor>& mirrored_variables() const { return mirrored_; }
-  void sync_mirrored() { broadcast_from_chief(mirrored_); }
+  // Runs one training step of `group` (this process's replicas of one model, replica 0 first):
+  // shares the rows over the local replicas, runs their forward/backward (threads), averages the
+  // gradients over every replica, calls step.update() once and copies replica 0's trainable
+  // weights to the other local replicas. The first step starts every replica from process 0's
+  // replica 0. One replica in all: forward/backward on every row, then update.
+  virtual void run_step(ReplicaGroup& group, const TrainStep& step);
+  // The end of an epoch: replica-local state (non-trainable floating weights such as moving
+  // statistics) becomes its mean over every replica (Note [Replica-local statistics]).
+  virtual void end_epoch(ReplicaGroup& group);
 
   // Step timing, filled by Model::fit under this strategy; reset_step_times() starts over.
   const StepTimes& step_times() const { return step_times_; }
@@ -85,7 +97,7 @@ class Strategy {
   StrategyScope scope();
 
  private:
-  std::vector<Tensor> mirrored_;
+  void sync_replicas(ReplicaGroup& group);
   distributed::BucketOptions bucket_options_;
   StepTimes step_times_;
 };
