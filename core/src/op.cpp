@@ -140,6 +140,11 @@ void register_kernel(const std::string& op, DeviceType device, KernelFn kernel) 
   define_op(op).kernels[static_cast<int>(device)] = kernel;
 }
 
+ShardingRuleFn sharding_rule(const OpDef& op) {
+  MF_CHECK(op.sharding != nullptr, "op ", op.name, " has no sharding rule: it cannot run on sharded tensors yet");
+  return op.sharding;
+}
+
 std::vector<std::string> registered_ops() {
   auto& t = table();
   std::lock_guard<std::mutex> lock(t.mu);

@@ -32,7 +32,7 @@ Tensor symbolic(const Shape& shape, DType dtype, const std::string& name) {
   return Tensor(std::move(impl));
 }
 
-Graph Graph::from(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+Graph Graph::from(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, bool expand_composites) {
   Graph g;
   std::unordered_map<const SymValue*, int> sym_ids;       // symbolic values seen
   std::unordered_map<const SymNode*, int> node_ids;
@@ -77,6 +77,13 @@ Graph Graph::from(const std::vector<Tensor>& inputs, const std::vector<Tensor>& 
       MF_THROW("Graph disconnected: cannot reach the value of input ", name, " (", dtype_name(t.dtype()),
                shape_str(t.shape()), "), needed by ", needed_by,
                ", from the model's inputs; add it to the inputs list");
+    }
+    const SymNode& producer = *sv->producer;
+    if (expand_composites && !producer.op && !producer.expansion.empty()) {
+      MF_CHECK(producer.expansion.size() == producer.outputs.size(), "Graph: the expansion of ",
+               producer.composite_kind, " '", producer.scope, "' has ", producer.expansion.size(),
+               " values for ", producer.outputs.size(), " outputs");
+      return sym_ids[sv] = visit(producer.expansion[static_cast<size_t>(sv->output_index)], needed_by);
     }
     visit_node(sv->producer);
     return g.nodes_[node_ids.at(sv->producer.get())].outputs[sv->output_index];
@@ -188,8 +195,9 @@ std::string Graph::str() const {
 
 std::vector<Tensor> record_composite(const std::string& kind, CompositeFn fn, const std::vector<Tensor>& inputs,
                                      const std::vector<TensorMeta>& outputs, std::shared_ptr<void> payload,
-                                     Attrs attrs) {
+                                     Attrs attrs, std::vector<Tensor> expansion) {
   auto node = std::make_shared<SymNode>();
+  node->expansion = std::move(expansion);
   node->composite = std::move(fn);
   node->payload = std::move(payload);
   node->attrs = std::move(attrs);

@@ -142,6 +142,30 @@ const Graph& Model::graph() const {
   return *graph_;
 }
 
+Graph Model::op_graph(std::vector<TensorMeta> input_specs, bool training) {
+  std::vector<std::string> names;
+  if (input_specs.empty() && graph_) {
+    for (int v : graph_->inputs()) {
+      input_specs.push_back(graph_->values()[v].meta);
+      names.push_back(graph_->values()[v].name);
+    }
+  }
+  if (input_specs.empty())
+    for (const auto& shape : declared_input_shapes_) input_specs.push_back({shape, dtype(), Device()});
+  MF_CHECK(!input_specs.empty(), "op_graph: model '", name(), "' does not know its input shapes; pass input_specs ",
+           "(one TensorMeta per input, -1 for the batch dimension)");
+  std::vector<Tensor> placeholders;
+  for (size_t i = 0; i < input_specs.size(); ++i)
+    placeholders.push_back(symbolic(input_specs[i].shape, input_specs[i].dtype, i < names.size() ? names[i] : ""));
+  // The model's own call() on placeholders: each layer it calls records itself with its ops.
+  TrainingScope mode(training);
+  const Tensors in(placeholders);
+  maybe_build(in);
+  NameScope scope(name());
+  Tensors outputs = call(in);
+  return Graph::from(placeholders, outputs.list(), /*expand_composites=*/true);
+}
+
 std::vector<std::string> Model::output_names() const {
   if (!output_names_.empty()) return output_names_;
   // Subclassed and Sequential models: one output, named after the model's last layer or "output_i".
@@ -251,6 +275,15 @@ Tensors Sequential::call(const Tensors& inputs) {
 
 Model& Model::to(Device device) {
   for (Variable& v : weights()) v.to_(device);
+  // The model and every layer in it now run there (Note [Layer placement]).
+  std::set<Layer*> seen;
+  std::function<void(Layer&)> place = [&](Layer& l) {
+    if (!seen.insert(&l).second) return;
+    l.set_device(device);
+    for (const auto& sub : l.sublayers()) place(*sub);
+  };
+  place(*this);
+  for (const auto& l : layers()) place(*l);
   return *this;
 }
 

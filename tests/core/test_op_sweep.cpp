@@ -32,6 +32,8 @@ const std::map<std::string, std::string> kCoveredBy = {
     {"assign", "Tensor::copy_"}, {"sgd_update", "optim::sgd_update_"}, {"adam_update", "optim::adam_update_"},
     {"rmsprop_update", "optim::rmsprop_update_"}, {"adagrad_update", "optim::adagrad_update_"},
     {"squared_norm", "optim::squared_norm"}, {"scale_inplace", "optim::scale_"}, {"clamp_inplace", "optim::clamp_"},
+    // The reduction primitives; closed forms in tests/core/test_optim.cpp, halves in test_half_sum.cpp.
+    {"scaled_copy", "optim::scaled_copy_"}, {"accumulate", "optim::accumulate_"},
 };
 
 }  // namespace
@@ -101,6 +103,18 @@ TEST(OpList, MatchesTheRegistry) {
   EXPECT_EQ(listed, registered_ops());
   EXPECT_TRUE(kernels_without_definition().empty())
       << "kernels registered for an op nobody defines: " << kernels_without_definition()[0];
+}
+
+// Every op has a sharding-rule slot beside its shape inference (Note [Sharding rules]); none is
+// filled yet, so asking any op for its rule names the op instead of returning a silent default.
+TEST(OpList, AnOpWithoutShardingRuleSaysSo) {
+  for (const auto& name : registered_ops()) {
+    const OpDef& op = get_op(name);
+    if (op.sharding) continue;
+    const std::string expected = "op " + name + " has no sharding rule";
+    EXPECT_MF_ERROR(sharding_rule(op), expected.c_str());
+  }
+  EXPECT_MF_ERROR(sharding_rule(ops::matmul()), "op matmul has no sharding rule");
 }
 
 TEST(BiasGelu, EqualsGeluOfTheSumInBothForms) {

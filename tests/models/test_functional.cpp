@@ -1,5 +1,7 @@
 // The functional API on custom layers: several inputs and outputs, dict outputs, shared layers,
 // nested models, models called as functions, summary, and the errors users hit.
+#include <set>
+
 #include "meshflow/meshflow.h"
 #include "test_util.h"
 
@@ -145,6 +147,52 @@ TEST(Functional, SummaryRowsMatchKerasColumns) {
   std::string s = m.summary_string();
   // Keras 2's functional table: columns end at 32, 53, 65 and 98 characters.
   EXPECT_NE(s.find("\nLayer (type)                    Output Shape         Param #     Connected to"), std::string::npos) << s;
+  EXPECT_NE(s.find("\ninput_1 (InputLayer)            [(None, 64)]         0"), std::string::npos) << s;
   EXPECT_NE(s.find("\nscale (Scale)                   (None, 64)           128         input_1[0][0]"), std::string::npos) << s;
   EXPECT_NE(s.find("\n" + std::string(98, '=') + "\n"), std::string::npos) << s;
+}
+
+// Note [Expanding layer calls]: op_graph() replaces every layer call (nested models too) by the
+// ops it runs, so the graph has no composite node left, each op carries its layer's name, and
+// running it on real data gives what the model gives, in both training modes.
+TEST(Functional, OpGraphExpandsLayerCallsIntoOps) {
+  reset_layer_names();
+  auto x = Input({6});
+  auto inner_in = Input({5});
+  auto inner = std::make_shared<Model>(Tensors{inner_in}, Tensors{layers::Dense(3, {.activation = "tanh"})(inner_in)},
+                                       LayerOptions{.name = "inner"});
+  auto h = layers::Dense(5, {.activation = "relu"})(x);
+  auto d = layers::Dropout(0.5)(h);
+  auto s = make_layer<Scale>()(d);
+  Model model({x}, {(*inner)(s)});
+  Tensor data = mf_test::random_tensor({4, 6}, 3, -1, 1, DType::F32);
+
+  for (bool training : {false, true}) {
+    Graph g = model.op_graph({}, training);
+    std::set<std::string> ops;
+    std::string scopes;  // each op's layer path, e.g. "functional/dense_1"
+    for (const auto& n : g.nodes()) {
+      ASSERT_NE(n.op, nullptr) << "a composite node is left: " << n.composite_kind;
+      ops.insert(n.op->name);
+      scopes += n.scope + " ";
+    }
+    EXPECT_TRUE(ops.count("matmul") && ops.count("relu") && ops.count("tanh") && ops.count("mul")) << g.str();
+    EXPECT_EQ(ops.count("dropout"), training ? 1u : 0u) << g.str();
+    for (const char* layer : {"/dense_1 ", "/scale ", "/inner/dense "})
+      EXPECT_NE(scopes.find(layer), std::string::npos) << layer << " in " << scopes;
+    if (!training) {
+      Tensor want = model.predict_on_batch({data})[0];
+      Tensor got = g.run({data})[0];
+      EXPECT_TRUE(tensors_near(got, want, 0, 0));
+    }
+  }
+  // The default graph keeps one composite node per layer call.
+  size_t composites = 0;
+  for (const auto& n : model.graph().nodes()) composites += n.op == nullptr;
+  EXPECT_EQ(composites, 4u);
+  // A Sequential model without an InputLayer needs the input shapes.
+  Sequential seq({layers::Dense(2)});
+  EXPECT_MF_ERROR(seq.op_graph(), "op_graph", "input_specs");
+  Graph g = seq.op_graph({{{-1, 3}, DType::F32, Device()}});
+  EXPECT_EQ(g.nodes().size(), 2u) << g.str();  // matmul, add
 }

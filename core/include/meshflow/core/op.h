@@ -82,14 +82,41 @@ using BackwardFn = std::vector<Tensor> (*)(const BackwardContext& ctx, const std
 // For ops whose output aliases the input (reshape, permute, slice, expand): builds the view.
 using ViewFn = Tensor (*)(const Tensor& input, const TensorMeta& out, const Attrs& attrs);
 
+// Note [Sharding rules]
+// How an op's outputs are laid out over a device mesh given its inputs' layouts. A layout says,
+// per tensor dimension, which mesh axes split it (none: replicated), plus the mesh axes over which
+// the tensor is a pending sum (partial: a row-parallel matmul's output before its all-reduce).
+// The rule sits beside the op's shape inference; the sharded strategy (parallel/) propagates
+// layouts with it and inserts the collectives it asks for. An op without a rule cannot be
+// sharded, and asking for one fails naming the op (sharding_rule()): never a silent gather.
+struct DimLayout {
+  std::vector<std::string> axes;  // mesh axes splitting this dimension, major first; empty: replicated
+};
+struct Layout {
+  std::vector<DimLayout> dims;             // one per tensor dimension
+  std::vector<std::string> partial_axes;   // mesh axes over which the values are partial sums
+};
+// What a rule decides: the layouts the inputs must have (the partitioner converts them when they
+// differ from what they are) and the layouts of the outputs.
+struct ShardingDecision {
+  std::vector<Layout> inputs;
+  std::vector<Layout> outputs;
+};
+using ShardingRuleFn = ShardingDecision (*)(const std::vector<TensorMeta>& inputs, const std::vector<Layout>& layouts,
+                                            const Attrs& attrs);
+
 struct OpDef {
   std::string name;
   InferFn infer = nullptr;
   BackwardFn backward = nullptr;  // null: not differentiable (comparisons, argmax)
   ViewFn view = nullptr;
   KernelFn kernels[kNumDeviceTypes] = {};
+  ShardingRuleFn sharding = nullptr;  // null: the op cannot be sharded yet (Note [Sharding rules])
   bool save_outputs = false;      // backward reads the outputs (exp, sigmoid, softmax)
 };
+
+// The op's sharding rule; throws "op X has no sharding rule" when it has none.
+ShardingRuleFn sharding_rule(const OpDef& op);
 
 // Ops are defined and kernels registered from static initializers next to their code.
 OpDef& define_op(const std::string& name);         // creates or returns the entry

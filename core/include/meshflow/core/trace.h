@@ -24,6 +24,9 @@ struct SymNode {
   std::vector<Tensor> inputs;          // symbolic values, or concrete tensors (weights, constants)
   std::vector<TensorMeta> outputs;
   std::string scope;                   // the layer that called it, from NameScope
+  // A composite's outputs as the ops it called while traced computed them (symbolic tensors over
+  // the same inputs), one per output; empty when not known. Graph::from(..., expand) follows them.
+  std::vector<Tensor> expansion;
 };
 
 struct SymValue {
@@ -36,10 +39,11 @@ Tensor symbolic(const Shape& shape, DType dtype = DType::F32, const std::string&
 
 // Records a composite node: new symbolic outputs with the given metas, computed from `inputs` by
 // calling fn when the graph runs. The functional API records each layer call this way, so a
-// layer's runtime behaviour (training flag, state) is decided when the model runs.
+// layer's runtime behaviour (training flag, state) is decided when the model runs. `expansion`
+// (optional) holds the same outputs as traced ops computed them (Note [Expanding layer calls]).
 std::vector<Tensor> record_composite(const std::string& kind, CompositeFn fn, const std::vector<Tensor>& inputs,
                                      const std::vector<TensorMeta>& outputs, std::shared_ptr<void> payload = nullptr,
-                                     Attrs attrs = {});
+                                     Attrs attrs = {}, std::vector<Tensor> expansion = {});
 
 // Labels the graph nodes recorded inside it (layers push their names).
 class NameScope {
@@ -75,7 +79,17 @@ class Graph {
 
   // The graph from `inputs` (placeholders) to `outputs`. Throws "Graph disconnected" naming the
   // placeholder that is not among inputs and the op that needs it.
-  static Graph from(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
+  //
+  // Note [Expanding layer calls]
+  // By default a layer call is one composite node, replayed by calling the layer, so its
+  // behaviour (training flag, state updates) is decided when the graph runs. With
+  // expand_composites, every composite that recorded an expansion is replaced by the ops the
+  // layer called while it was traced, recursively (a model inside a model too): a graph of ops
+  // only, each labelled with its layer's scope, that a partitioner can read op by op. That graph
+  // is a snapshot: the ops the layer ran in the mode of its trace; composites without an
+  // expansion stay composite.
+  static Graph from(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                    bool expand_composites = false);
 
   // Runs the recorded ops on real tensors (through call_op, so autograd records as usual).
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
