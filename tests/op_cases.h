@@ -140,6 +140,9 @@ inline std::pair<double, Tensor> apply_every_inplace_op(Device device, DType dty
   optim::adagrad_update_(t[0], g, t[5], 0.1, 1e-7);
   optim::scale_(t[0], 0.5);
   optim::clamp_(t[0], -0.2, 0.3);
+  optim::scaled_copy_(t[2], t[0], -0.75);
+  optim::accumulate_(t[0], t[2]);
+  optim::accumulate_(t[0], t[4]);
   const double norm = optim::squared_norm(t[0]);
   Shape wide = shape;
   wide.insert(wide.begin(), 3);

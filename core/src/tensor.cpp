@@ -424,6 +424,20 @@ Tensor from_vector(const std::vector<double>& v, const Shape& s, TensorOptions o
 Tensor from_vector(const std::vector<float>& v, const Shape& s, TensorOptions o) { return from_typed(v, s, o, "from_vector"); }
 Tensor from_vector(const std::vector<int64_t>& v, const Shape& s, TensorOptions o) { return from_typed(v, s, o, "from_vector"); }
 
+Tensor borrow_host(void* data, const Shape& shape, DType dtype) {
+  for (int64_t d : shape)
+    MF_CHECK(d >= 0, "borrow_host: shape ", shape_str(shape), " has a negative or unknown dimension");
+  const int64_t n = shape_numel(shape);
+  MF_CHECK(data != nullptr || n == 0, "borrow_host: null data for ", n, " elements");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(data, static_cast<size_t>(n) * dtype_size(dtype), cpu());
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  impl->device = cpu();
+  return Tensor(std::move(impl));
+}
+
 Tensor from_blob_copy(const void* data, const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, {.dtype = dtype, .device = Device()});
   size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(dtype);

@@ -8,6 +8,7 @@
 
 #include "comm_util.h"
 #include "meshflow/core/error.h"
+#include "meshflow/core/optim.h"
 #include "meshflow/core/parallel.h"
 #include "meshflow/distributed/world.h"
 
@@ -67,29 +68,15 @@ struct GradBucketer::State {
   }
 
   // A prescaled bucket takes grad / comm size in one pass, so summing it averages (no division
-  // pass after the reduce); others take a plain copy_ (which converts to the wire dtype).
+  // pass after the reduce); others take a plain copy_ (which converts to the wire dtype). Both are
+  // ops, so a bucket on a GPU packs there.
   void pack(const Bucket& bucket, Tensor slot, const Tensor& given) {
     if (!bucket.prescaled) {
       slot.copy_(given);
       return;
     }
     Tensor grad = given.dtype() == slot.dtype() ? given.contiguous() : given.to(slot.dtype());
-    const int64_t n = grad.numel();
-    const double inv = 1.0 / comm->size();
-    auto scale = [&]<typename T>() {
-      const T* src = static_cast<const T*>(grad.raw_data());
-      T* dst = static_cast<T*>(slot.raw_data());
-      const T f = static_cast<T>(inv);
-      parallel_for(0, n, 1 << 15, [&](int64_t b, int64_t e) {
-#pragma omp simd
-        for (int64_t i = b; i < e; ++i) dst[i] = src[i] * f;
-      });
-    };
-    if (slot.dtype() == DType::F32) {
-      scale.operator()<float>();
-    } else {
-      scale.operator()<double>();
-    }
+    optim::scaled_copy_(slot, grad.device() == slot.device() ? grad : grad.to(slot.device()), 1.0 / comm->size());
   }
 
   void on_ready(size_t param, const Tensor& grad) {

@@ -137,6 +137,28 @@ TEST(OptimKernels, NormScaleClampMatchLoops) {
   }
 }
 
+// The reduction primitives (GradBucketer's pre-divided pack, the sum of received buckets).
+TEST(OptimKernels, ScaledCopyAndAccumulateMatchLoops) {
+  for (int64_t n : kSizes)
+    for (DType dt : {DType::F64, DType::F32}) {
+      Tensor src = random_tensor({n}, 43).to(dt), acc = random_tensor({n}, 44).to(dt), dst = zeros({n}, {.dtype = dt});
+      auto s = values(src), a = values(acc);
+      optim::scaled_copy_(dst, src, 0.25);  // a power of two: exact in both dtypes
+      std::vector<double> want(s.size());
+      for (size_t i = 0; i < s.size(); ++i) want[i] = s[i] * 0.25;
+      EXPECT_TRUE(near_vec(dst, want, 0)) << dtype_name(dt) << " n=" << n;
+      optim::accumulate_(acc, dst);
+      for (size_t i = 0; i < s.size(); ++i)
+        want[i] = dt == DType::F64 ? a[i] + want[i] : double(float(a[i]) + float(want[i]));
+      EXPECT_TRUE(near_vec(acc, want, 0)) << dtype_name(dt) << " n=" << n;
+    }
+  Tensor h = zeros({3}, {.dtype = DType::BF16}), f = zeros({3});
+  EXPECT_MF_ERROR(optim::accumulate_(h, f), "accumulate_", "addend", "f32", "bf16");
+  Tensor i = zeros({3}, {.dtype = DType::I64});
+  EXPECT_MF_ERROR(optim::accumulate_(i, i), "accumulate_", "i64", "f32, f64, bf16 and f16");
+  EXPECT_MF_ERROR(optim::scaled_copy_(f, zeros({4}), 2.0), "scaled_copy_", "source", "[4]", "[3]");
+}
+
 TEST(OptimKernels, BadOperandsAreNamedErrors) {
   Tensor p = zeros({3, 4}, {.dtype = DType::F64}), g = zeros({3, 4}, {.dtype = DType::F64});
   Tensor m = zeros({3, 4}, {.dtype = DType::F64}), v = zeros({4, 3}, {.dtype = DType::F64}), none;

@@ -140,6 +140,17 @@ TEST(CudaOps, FusedOptimizerUpdatesMatchTheCpu) {
   }
 }
 
+// The sum of halves that gradient reduction uses: one rounding from f32, as the CPU kernel.
+TEST(CudaOps, AccumulateOfHalvesMatchesTheCpu) {
+  for (DType dt : {DType::BF16, DType::F16}) {
+    Tensor a = random_tensor({4099}, 51, -8, 8).to(dt), b = random_tensor({4099}, 52, -8, 8).to(dt);
+    Tensor on_cpu = b.clone(), on_gpu = b.to(kGpu);
+    optim::accumulate_(on_cpu, a);
+    optim::accumulate_(on_gpu, a.to(kGpu));
+    EXPECT_TRUE(tensors_near(on_gpu.to(cpu()), on_cpu, 0, 0)) << dtype_name(dt);
+  }
+}
+
 TEST(CudaOps, ErrorsNameTheProblem) {
   try {
     (void)zeros({2}, {.device = cuda(device_count(DeviceType::CUDA))});

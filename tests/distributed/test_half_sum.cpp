@@ -1,4 +1,5 @@
-// The MPI backend's sum of halves (distributed/src/half_sum.h) against the scalar bf16/f16 conversions of core.
+// The sum of halves the MPI backend reduces with (the accumulate op, core/kernels/cpu/optim.cpp) over
+// borrowed buffers, against the scalar bf16/f16 conversions of core.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -6,7 +7,8 @@
 #include <random>
 #include <vector>
 
-#include "../../distributed/src/half_sum.h"
+#include "meshflow/core/optim.h"
+#include "meshflow/core/tensor.h"
 
 namespace {
 
@@ -41,7 +43,8 @@ void check(DType dtype) {
     b[i] = static_cast<uint16_t>(rng());
   }
   std::vector<uint16_t> sum = b;
-  meshflow::distributed::internal::add_halves(dtype, a.data(), sum.data(), n);
+  meshflow::Tensor acc = meshflow::borrow_host(sum.data(), {n}, dtype);
+  meshflow::optim::accumulate_(acc, meshflow::borrow_host(a.data(), {n}, dtype));
   int64_t wrong = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float want = to_float<H>(a[i]) + to_float<H>(b[i]);

@@ -1,7 +1,11 @@
-// CPU kernels for the fused optimizer updates and clipping helpers (ops defined and operands
-// checked in core/src/ops/optim.cpp). See Note [Fused optimizer updates].
+// CPU kernels for the fused optimizer updates, the clipping helpers and the primitives of gradient
+// reduction (ops defined and operands checked in core/src/ops/optim.cpp). See Note [Fused optimizer updates].
+#include <immintrin.h>
+
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "meshflow/core/error.h"
@@ -212,6 +216,96 @@ void clamp_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector
   });
 }
 
+// Operands: dst, src; dst = src * factor.
+void scaled_copy_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& a) {
+  const Tensor &dst = in[0], &src = in[1];
+  const double factor = a.f("factor");
+  dispatch_float(dst.dtype(), "scaled_copy_", [&]<typename T>() {
+    T* d = dst.data<T>();
+    const T* x = src.data<T>();
+    const T f = T(factor);
+    chunked(dst.numel(), [&](int64_t s, int64_t e) {
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) d[i] = x[i] * f;
+    });
+  });
+}
+
+// The bf16 constructor's rounding (nearest even, NaN kept quiet) on whole lanes, so it vectorizes.
+[[gnu::always_inline]] inline void add_bf16_loop(const uint16_t* a, uint16_t* b, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = std::bit_cast<float>(uint32_t(a[i]) << 16) + std::bit_cast<float>(uint32_t(b[i]) << 16);
+    const uint32_t u = std::bit_cast<uint32_t>(s);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    b[i] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
+  }
+}
+
+void add_bf16_portable(const uint16_t* a, uint16_t* b, int64_t n) { add_bf16_loop(a, b, n); }
+
+__attribute__((target("avx2"))) void add_bf16_avx2(const uint16_t* a, uint16_t* b, int64_t n) {
+  add_bf16_loop(a, b, n);
+}
+
+void add_f16_portable(const uint16_t* a, uint16_t* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    f16 x, y;
+    std::memcpy(&x, a + i, 2);
+    std::memcpy(&y, b + i, 2);
+    const f16 r(static_cast<float>(x) + static_cast<float>(y));
+    std::memcpy(b + i, &r, 2);
+  }
+}
+
+__attribute__((target("avx,f16c"))) void add_f16_f16c(const uint16_t* a, uint16_t* b, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
+    const __m256 y = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b + i), _mm256_cvtps_ph(_mm256_add_ps(x, y), _MM_FROUND_TO_NEAREST_INT));
+  }
+  add_f16_portable(a + i, b + i, n - i);
+}
+
+// Operands: inout, in; inout += in. It runs on the calling thread: the MPI backend calls it from
+// inside a reduction, on its progress thread, where waking the compute pool would steal its cores.
+void accumulate_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs&) {
+  const Tensor &acc = in[0], &add = in[1];
+  const int64_t n = acc.numel();
+  static const bool avx2 = __builtin_cpu_supports("avx2"), f16c = __builtin_cpu_supports("f16c");
+  switch (acc.dtype()) {
+    case DType::F32: {
+      float* b = acc.data<float>();
+      const float* x = add.data<float>();
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) b[i] += x[i];
+      break;
+    }
+    case DType::F64: {
+      double* b = acc.data<double>();
+      const double* x = add.data<double>();
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) b[i] += x[i];
+      break;
+    }
+    case DType::BF16: {
+      const auto* x = static_cast<const uint16_t*>(add.raw_data());
+      auto* b = static_cast<uint16_t*>(acc.raw_data());
+      avx2 ? add_bf16_avx2(x, b, n) : add_bf16_portable(x, b, n);
+      break;
+    }
+    case DType::F16: {
+      const auto* x = static_cast<const uint16_t*>(add.raw_data());
+      auto* b = static_cast<uint16_t*>(acc.raw_data());
+      f16c ? add_f16_f16c(x, b, n) : add_f16_portable(x, b, n);
+      break;
+    }
+    default:
+      MF_THROW("accumulate_: ", dtype_name(acc.dtype()), " is not summed here");
+  }
+}
+
 MF_STATIC_INIT {
   register_kernel("sgd_update", DeviceType::CPU, sgd_kernel);
   register_kernel("adam_update", DeviceType::CPU, adam_kernel);
@@ -220,6 +314,8 @@ MF_STATIC_INIT {
   register_kernel("squared_norm", DeviceType::CPU, squared_norm_kernel);
   register_kernel("scale_inplace", DeviceType::CPU, scale_kernel);
   register_kernel("clamp_inplace", DeviceType::CPU, clamp_kernel);
+  register_kernel("scaled_copy", DeviceType::CPU, scaled_copy_kernel);
+  register_kernel("accumulate", DeviceType::CPU, accumulate_kernel);
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
-// CUDA kernels for the fused optimizer updates and clipping helpers (ops defined and operands
+// CUDA kernels for the fused optimizer updates, clipping helpers and reduction primitives (ops defined and operands
 // checked in core/src/ops/optim.cpp; the CPU twins are in core/kernels/cpu/optim.cpp). One pass
 // over memory per update, float math for f32 and double for f64, as on the CPU.
 #include <cmath>
 
 #include "cuda_util.h"
+#include "device_types.cuh"
 #include "meshflow/core/error.h"
 
 namespace meshflow {
@@ -83,6 +84,19 @@ template <typename T>
 __global__ void clamp_k(T* x, int64_t n, T lo, T hi) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     x[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]);
+}
+
+template <typename T>
+__global__ void scaled_copy_k(T* d, const T* x, int64_t n, T f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    d[i] = x[i] * f;
+}
+
+// b += a in the accumulation type (float for the halves), rounded once to D.
+template <typename D>
+__global__ void accumulate_k(D* b, const D* a, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    b[i] = cu::convert<D>(cu::convert<cu::acc_t<D>>(b[i]) + cu::convert<cu::acc_t<D>>(a[i]));
 }
 
 // One block sums the squares in double, in a fixed order for a given n (a deterministic result).
@@ -177,6 +191,30 @@ void clamp_kernel(const ExecContext& ctx, const Operands& in, Operands&, const A
   });
 }
 
+void scaled_copy_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
+  const int64_t n = in[0].numel();
+  run_float(in[0], "scaled_copy_", [&]<typename T>() {
+    scaled_copy_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<T>(in[0]), ptr<T>(in[1]), n,
+                                                                        T(a.f("factor")));
+  });
+}
+
+void accumulate_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs&) {
+  const int64_t n = in[0].numel();
+  if (n == 0) return;
+  auto launch = [&]<typename D>() {
+    accumulate_k<D><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(ptr<D>(in[0]), ptr<D>(in[1]), n);
+    MF_CUDA_CHECK_LAUNCH();
+  };
+  switch (in[0].dtype()) {
+    case DType::F32: return launch.template operator()<float>();
+    case DType::F64: return launch.template operator()<double>();
+    case DType::BF16: return launch.template operator()<__nv_bfloat16>();
+    case DType::F16: return launch.template operator()<__half>();
+    default: MF_THROW("accumulate_: ", dtype_name(in[0].dtype()), " is not summed here");
+  }
+}
+
 MF_STATIC_INIT {
   register_kernel("sgd_update", DeviceType::CUDA, sgd_kernel);
   register_kernel("adam_update", DeviceType::CUDA, adam_kernel);
@@ -185,6 +223,8 @@ MF_STATIC_INIT {
   register_kernel("squared_norm", DeviceType::CUDA, squared_norm_kernel);
   register_kernel("scale_inplace", DeviceType::CUDA, scale_kernel);
   register_kernel("clamp_inplace", DeviceType::CUDA, clamp_kernel);
+  register_kernel("scaled_copy", DeviceType::CUDA, scaled_copy_kernel);
+  register_kernel("accumulate", DeviceType::CUDA, accumulate_kernel);
 }
 
 }  // namespace

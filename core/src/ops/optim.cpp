@@ -1,5 +1,5 @@
 // The fused optimizer updates and clipping helpers as in-place ops (sgd_update, adam_update,
-// rmsprop_update, adagrad_update, squared_norm, scale_inplace, clamp_inplace): the public
+// rmsprop_update, adagrad_update, squared_norm, scale_inplace, clamp_inplace, scaled_copy, accumulate): the public
 // functions of meshflow/core/optim.h check their operands here, once for every device, and run
 // the device's kernel (core/kernels/{cpu,cuda}/optim.*). See Note [Fused optimizer updates].
 #include "meshflow/core/optim.h"
@@ -43,7 +43,7 @@ std::vector<TensorMeta> infer_squared_norm(const std::vector<TensorMeta>& in, co
 
 MF_STATIC_INIT {
   for (const char* name : {"sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "scale_inplace",
-                           "clamp_inplace"})
+                           "clamp_inplace", "scaled_copy", "accumulate"})
     define_op(name).infer = infer_inplace;
   define_op("squared_norm").infer = infer_squared_norm;
 }
@@ -116,6 +116,25 @@ void scale_(Tensor& t, double factor) {
   check_param("scale_", t);
   static const OpDef& def = ops::scale_inplace();
   run_inplace(def, {t}, {{"factor", factor}});
+}
+
+void scaled_copy_(Tensor& dst, const Tensor& src, double factor) {
+  check_param("scaled_copy_", dst);
+  check_like("scaled_copy_", dst, src, "the source");
+  static const OpDef& def = ops::scaled_copy();
+  run_inplace(def, {dst, src}, {{"factor", factor}});
+}
+
+void accumulate_(Tensor& inout, const Tensor& in) {
+  MF_CHECK(inout.defined() && !inout.is_symbolic(), "accumulate_: the destination is undefined or symbolic");
+  const DType t = inout.dtype();
+  MF_CHECK(t == DType::F32 || t == DType::F64 || t == DType::BF16 || t == DType::F16, "accumulate_: the destination is ",
+           dtype_name(t), "; sums support f32, f64, bf16 and f16");
+  MF_CHECK(inout.is_contiguous(), "accumulate_: the destination must be contiguous (shape ", shape_str(inout.shape()),
+           ")");
+  check_like("accumulate_", inout, in, "the addend");
+  static const OpDef& def = ops::accumulate();
+  run_inplace(def, {inout, in});
 }
 
 void clamp_(Tensor& t, double lo, double hi) {

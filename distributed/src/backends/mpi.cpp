@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "../comm_util.h"
-#include "../half_sum.h"
 #include "../progress_queue.h"
 #include "backends.h"
+#include "meshflow/core/optim.h"
 #include "mpi_status.h"
 #include "meshflow/core/error.h"
 
@@ -125,7 +125,9 @@ bool is_half(DType t) { return t == DType::BF16 || t == DType::F16; }
 template <typename H, ReduceOp O>
 void reduce_halves(void* in, void* inout, int* len, MPI_Datatype*) {
   if constexpr (O == ReduceOp::Sum) {
-    internal::add_halves(dtype_of<H>::value, in, inout, *len);  // the hot one: vectorized
+    // The hot one: the accumulate op (vectorized on the CPU) over MPI's own buffers.
+    Tensor sum = borrow_host(inout, {*len}, dtype_of<H>::value);
+    optim::accumulate_(sum, borrow_host(in, {*len}, dtype_of<H>::value));
   } else {
     const H* a = static_cast<const H*>(in);
     H* b = static_cast<H*>(inout);

@@ -8,7 +8,7 @@
 
 // MF_OPS(X) calls X(name) for every op.
 #define MF_OPS(X) \
-    X(abs) X(adagrad_update) X(adam_update) X(add) X(argmax) X(argmin) X(assign) X(avg_pool2d) \
+    X(abs) X(accumulate) X(adagrad_update) X(adam_update) X(add) X(argmax) X(argmin) X(assign) X(avg_pool2d) \
     X(avg_pool2d_grad) X(batch_norm_backward) X(batch_norm_infer) X(batch_norm_train) X(bias_gelu) \
     X(cast) X(clamp_inplace) X(clip) X(concat) X(contiguous) X(conv2d) X(conv2d_grad_input) \
     X(conv2d_grad_weight) X(div) X(dropout) X(elu) X(embedding) X(eq) X(equal_mask) X(exp) X(expand) \
@@ -16,7 +16,7 @@
     X(layer_norm_backward) X(le) X(leaky_relu) X(log) X(log_softmax) X(logical_and) X(logical_not) \
     X(logical_or) X(lt) X(matmul) X(max) X(max_pool2d) X(max_pool2d_grad) X(maximum) X(mean) X(min) \
     X(minimum) X(mul) X(ne) X(neg) X(one_hot) X(pad) X(permute) X(pow) X(pow_scalar) X(relu) \
-    X(relu_grad) X(reshape) X(rmsprop_update) X(rsqrt) X(scale_inplace) X(sgd_update) X(sigmoid) \
+    X(relu_grad) X(reshape) X(rmsprop_update) X(rsqrt) X(scale_inplace) X(scaled_copy) X(sgd_update) X(sigmoid) \
     X(sign) X(silu) X(slice) X(softmax) X(softplus) X(sqrt) X(square) X(squared_norm) X(sub) X(sum) \
     X(tanh) X(to_device) X(unbind) X(where)
 

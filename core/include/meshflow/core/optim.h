@@ -40,4 +40,11 @@ void scale_(Tensor& t, double factor);
 // t = clamp(t, lo, hi), in place.
 void clamp_(Tensor& t, double lo, double hi);
 
+// Primitives of gradient reduction (GradBucketer, the MPI backend), on any device:
+// dst = src * factor (f32/f64, same shape and dtype; packs a gradient into a bucket pre-divided).
+void scaled_copy_(Tensor& dst, const Tensor& src, double factor);
+// inout += in (f32, f64, bf16, f16; same shape and dtype). Halves are added in f32 and rounded to
+// nearest even once, as the bf16/f16 conversions round (Note [Halves on the wire]).
+void accumulate_(Tensor& inout, const Tensor& in);
+
 }  // namespace meshflow::optim

@@ -25,6 +25,8 @@ struct SymValue;
 // Raw memory on one device, freed through the allocator that made it.
 struct Storage {
   Storage(size_t bytes, Device device);
+  // Memory owned elsewhere (borrow_host): never freed here.
+  Storage(void* borrowed, size_t n_bytes, Device dev) : data(borrowed), bytes(n_bytes), device(dev) {}
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -163,6 +165,10 @@ Tensor from_vector(const std::vector<float>& values, const Shape& shape, TensorO
 Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, TensorOptions options = {.dtype = DType::I64});
 // Wraps or copies raw host memory of the given dtype.
 Tensor from_blob_copy(const void* data, const Shape& shape, DType dtype, Device device = Device());
+// A contiguous cpu:0 tensor over host memory owned by the caller, who keeps it alive (and unchanged
+// by others) while the tensor is in use; nothing is copied or freed. For library code that hands
+// foreign buffers (an MPI reduction's) to ops.
+Tensor borrow_host(void* data, const Shape& shape, DType dtype);
 // A view of an existing tensor's storage with new geometry (no checks beyond bounds).
 Tensor make_view(const Tensor& base, const Shape& shape, const Strides& strides, int64_t offset);
 
