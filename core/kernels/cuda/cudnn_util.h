@@ -1,5 +1,6 @@
-// cuDNN helpers for the cudnn_* kernel files (compiled only when cuDNN is found): checked calls
-// that throw meshflow::Error, and leased per-device handles bound to the kernel's stream.
+// cuDNN helpers for the files that use cuDNN (cudnn_* and *_cudnn.*, such as conv_cudnn.cpp;
+// compiled only when cuDNN is found): checked calls that throw meshflow::Error, and leased
+// per-device handles bound to the kernel's stream.
 #pragma once
 
 #include <cudnn.h>

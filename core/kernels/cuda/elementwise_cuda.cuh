@@ -97,6 +97,15 @@ __device__ __forceinline__ double m_fabs(double x) { return fabs(x); }
 __device__ __forceinline__ float m_pow(float x, float y) { return powf(x, y); }
 __device__ __forceinline__ double m_pow(double x, double y) { return pow(x, y); }
 
+// The logistic function, shared by sigmoid and silu. e = e^-|x| never exceeds 1, so neither
+// branch overflows.
+template <typename C>
+__device__ __forceinline__ C sigmoid_of(C x) {
+  const C e = m_exp(-m_fabs(x));
+  const C s = C(1) / (C(1) + e);
+  return x >= C(0) ? s : e * s;
+}
+
 // ---- Coalesced strided indexing --------------------------------------------------------------
 
 // K operands' element strides over a shape whose size-1 dims are dropped and whose neighbouring
@@ -384,6 +393,25 @@ void unary_float_run(const ExecContext& ctx, const Tensor& in, const Tensor& out
 template <typename Op>
 void unary_float_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs&) {
   unary_float_run(ctx, in[0], out[0], Op{});
+}
+
+// A unary op on any number type (bool refused as on the CPU).
+template <typename Op>
+void unary_numeric_run(const ExecContext& ctx, const Tensor& in, const Tensor& out, const Op& op) {
+  DeviceGuard guard(ctx.device().index);
+  dispatch_dtype(in.dtype(), "unary op", [&]<typename T>() {
+    if constexpr (std::is_same_v<T, bool>) {
+      MF_THROW("this op is not defined for bool tensors");
+    } else {
+      launch_unary<T, T>(ctx, in, out, op);
+    }
+  });
+}
+
+template <typename Op>
+void unary_numeric_kernel(const ExecContext& ctx, const std::vector<Tensor>& in, std::vector<Tensor>& out,
+                          const Attrs&) {
+  unary_numeric_run(ctx, in[0], out[0], Op{});
 }
 
 }  // namespace meshflow::cu

@@ -1,6 +1,6 @@
 // GELU's two forms and their derivatives as device functors, shared by the CUDA kernels of gelu,
-// gelu_derivative (unary.cu) and the fused bias_gelu (bias_gelu.cu); the formulas are the CPU's
-// (core/src/internal/gelu.h) with CUDA's math functions.
+// gelu_derivative (activations.cu) and the fused bias_gelu (bias_gelu.cu); the formulas are the
+// CPU's (core/src/internal/gelu.h) with CUDA's math functions.
 #pragma once
 
 #include "elementwise_cuda.cuh"

@@ -95,4 +95,31 @@ void unary_float_kernel(const ExecContext&, const std::vector<Tensor>& in, std::
   });
 }
 
+// Kernel for a floating unary op whose functor is built from the op's attributes.
+template <typename Op>
+void unary_float_attr_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+  Op op(attrs);
+  dispatch_dtype(in[0].dtype(), "unary op", [&]<typename T>() {
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      unary_loop<T, T>(in[0], out[0], op);
+    } else {
+      MF_THROW("this op needs a floating tensor, got ", dtype_name(in[0].dtype()));
+    }
+  });
+}
+
+// Kernel for a unary op on any number type (bool excluded), optionally built from attributes.
+template <typename Op>
+void unary_numeric_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& attrs) {
+  dispatch_dtype(in[0].dtype(), "unary op", [&]<typename T>() {
+    if constexpr (std::is_same_v<T, bool>) {
+      MF_THROW("this op is not defined for bool tensors");
+    } else if constexpr (std::is_constructible_v<Op, const Attrs&>) {
+      unary_loop<T, T>(in[0], out[0], Op(attrs));
+    } else {
+      unary_loop<T, T>(in[0], out[0], Op{});
+    }
+  });
+}
+
 }  // namespace meshflow::internal

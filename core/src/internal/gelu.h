@@ -1,6 +1,6 @@
 // GELU's two forms and their derivatives as functors, shared by the CPU kernels of gelu,
-// gelu_derivative (unary.cpp) and the fused bias_gelu (bias_gelu.cpp). Files including it compile
-// with no-trapping-math (see internal/vmath.h) so the tanh form vectorizes.
+// gelu_derivative (activations.cpp) and the fused bias_gelu (bias_gelu.cpp). Files including it
+// compile with no-trapping-math (see internal/vmath.h) so the tanh form vectorizes.
 #pragma once
 
 #include <cmath>

@@ -1,8 +1,11 @@
-// gather (numpy.take / tf.gather) and gather_backward, the scatter-add that is its gradient.
+// gather (numpy.take / tf.gather), gather_backward (the scatter-add that is its gradient) and
+// embedding (a gather of table rows, whose gradient is the same scatter-add): definitions,
+// backward and the public functions.
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/ops/nn.h"
 #include "meshflow/core/ops/shape.h"
 
 namespace meshflow {
@@ -52,6 +55,26 @@ std::vector<Tensor> gather_backward_backward(const BackwardContext& ctx, const s
   return {gather(g[0], ctx.inputs[1], ctx.attrs.i("axis")), Tensor()};
 }
 
+// embedding: inputs (ids, table) -> ids.shape + [dim] ----------------------------------------------
+std::vector<TensorMeta> infer_embedding(const std::vector<TensorMeta>& in, const Attrs&) {
+  const TensorMeta &ids = in[0], &table = in[1];
+  MF_CHECK(is_integral(ids.dtype), "embedding: ids must be i32 or i64, got ", dtype_name(ids.dtype), " (shape ",
+           shape_str(ids.shape), "); cast them first");
+  MF_CHECK(table.shape.size() == 2, "embedding: the table must be 2-D [vocab, dim], got shape ",
+           shape_str(table.shape));
+  Shape out = ids.shape;
+  out.push_back(table.shape[1]);
+  return {{out, table.dtype, table.device}};
+}
+
+// The table's gradient is gather's: a scatter-add of the output rows into a zero table, where
+// ids used several times accumulate (see Note [Race-free scatter-add] in the kernel).
+std::vector<Tensor> embedding_backward(const BackwardContext& ctx, const std::vector<Tensor>& g) {
+  static const OpDef& scatter = ops::gather_backward();
+  const Tensor &ids = ctx.inputs[0], &table = ctx.inputs[1];
+  return {Tensor(), call_op1(scatter, {g[0], ids}, {{"axis", int64_t{0}}, {"x_shape", table.shape()}})};
+}
+
 MF_STATIC_INIT {
   OpDef& gather_op = define_op("gather");
   gather_op.infer = infer_gather;
@@ -59,6 +82,9 @@ MF_STATIC_INIT {
   OpDef& scatter = define_op("gather_backward");
   scatter.infer = infer_gather_backward;
   scatter.backward = gather_backward_backward;
+  OpDef& e = define_op("embedding");
+  e.infer = infer_embedding;
+  e.backward = embedding_backward;
 }
 
 }  // namespace
@@ -66,6 +92,11 @@ MF_STATIC_INIT {
 Tensor gather(const Tensor& x, const Tensor& indices, int64_t axis) {
   static const OpDef& op = ops::gather();
   return call_op1(op, {x, indices}, {{"axis", axis}});
+}
+
+Tensor embedding(const Tensor& ids, const Tensor& table) {
+  static const OpDef& op = ops::embedding();
+  return call_op1(op, {ids, table});
 }
 
 }  // namespace meshflow

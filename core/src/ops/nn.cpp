@@ -1,4 +1,5 @@
-// embedding, dropout and one_hot: definitions, backward and the public functions.
+// dropout and one_hot: definitions, backward and the public functions. embedding, declared in
+// meshflow/core/ops/nn.h too, is a gather of table rows and is defined beside gather in gather.cpp.
 #include "meshflow/core/ops/nn.h"
 
 #include "meshflow/core/autograd.h"
@@ -8,26 +9,6 @@
 
 namespace meshflow {
 namespace {
-
-// embedding: inputs (ids, table) -> ids.shape + [dim] ----------------------------------------------
-std::vector<TensorMeta> infer_embedding(const std::vector<TensorMeta>& in, const Attrs&) {
-  const TensorMeta &ids = in[0], &table = in[1];
-  MF_CHECK(is_integral(ids.dtype), "embedding: ids must be i32 or i64, got ", dtype_name(ids.dtype), " (shape ",
-           shape_str(ids.shape), "); cast them first");
-  MF_CHECK(table.shape.size() == 2, "embedding: the table must be 2-D [vocab, dim], got shape ",
-           shape_str(table.shape));
-  Shape out = ids.shape;
-  out.push_back(table.shape[1]);
-  return {{out, table.dtype, table.device}};
-}
-
-// The table's gradient is gather's: a scatter-add of the output rows into a zero table, where
-// ids used several times accumulate (see Note [Race-free scatter-add] in the kernel).
-std::vector<Tensor> embedding_backward(const BackwardContext& ctx, const std::vector<Tensor>& g) {
-  static const OpDef& scatter = ops::gather_backward();
-  const Tensor &ids = ctx.inputs[0], &table = ctx.inputs[1];
-  return {Tensor(), call_op1(scatter, {g[0], ids}, {{"axis", int64_t{0}}, {"x_shape", table.shape()}})};
-}
 
 // dropout: input x, attrs (rate, seed, counter) ---------------------------------------------------
 // Note [Dropout mask from attrs]: the mask is not stored. Element i keeps its value when word
@@ -59,9 +40,6 @@ std::vector<TensorMeta> infer_one_hot(const std::vector<TensorMeta>& in, const A
 }
 
 MF_STATIC_INIT {
-  OpDef& e = define_op("embedding");
-  e.infer = infer_embedding;
-  e.backward = embedding_backward;
   OpDef& d = define_op("dropout");
   d.infer = infer_dropout;
   d.backward = dropout_backward;
@@ -70,11 +48,6 @@ MF_STATIC_INIT {
 }
 
 }  // namespace
-
-Tensor embedding(const Tensor& ids, const Tensor& table) {
-  static const OpDef& op = ops::embedding();
-  return call_op1(op, {ids, table});
-}
 
 Tensor dropout(const Tensor& x, double rate, bool training, Generator& gen) {
   static const OpDef& op = ops::dropout();
