@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "meshflow/core/allocator.h"
 #include "meshflow/core/device.h"
 #include "meshflow/core/dtype.h"
 #include "meshflow/core/error.h"
@@ -221,7 +222,15 @@ namespace {
 thread_local const Device* t_current_device = nullptr;
 }
 
-DeviceScope::DeviceScope(Device device) : device_(device), outer_(t_current_device) { t_current_device = &device_; }
+DeviceScope::DeviceScope(Device device) : device_(device), outer_(t_current_device) {
+  // Virtual cpu:N always exist; a GPU must. Counted once: kernels open scopes on every op.
+  if (device.is_cuda()) {
+    static const int gpus = device_count(DeviceType::CUDA);
+    MF_CHECK(device.index < gpus, "DeviceScope: ", device.str(), " does not exist (this machine has ", gpus,
+             " CUDA device", gpus == 1 ? "" : "s", ")");
+  }
+  t_current_device = &device_;
+}
 DeviceScope::~DeviceScope() { t_current_device = outer_; }
 const Device* DeviceScope::current() { return t_current_device; }
 

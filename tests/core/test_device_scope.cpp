@@ -105,3 +105,16 @@ TEST(InplaceOps, OperandsOnAnotherDeviceAreNamed) {
         << e.what();
   }
 }
+
+// A scope naming a GPU this machine lacks is an error naming it; TF's spellings name the same
+// devices as ours; a virtual cpu:N always exists.
+TEST(DeviceScope, SpellingsAndDevicesThatDoNotExist) {
+  EXPECT_MF_ERROR(DeviceScope on("cuda:7"), "DeviceScope", "cuda:7 does not exist");
+  EXPECT_MF_ERROR(DeviceScope on("/device:GPU:9"), "cuda:9 does not exist");
+  EXPECT_EQ(Device("/device:CPU:1"), cpu(1));
+  EXPECT_EQ(Device("/cpu:0"), cpu(0));
+  EXPECT_EQ(Device("/gpu:1"), cuda(1));
+  EXPECT_EQ(Device("/device:GPU:1"), cuda(1));
+  DeviceScope on("/cpu:3");
+  EXPECT_EQ(zeros({2}).device(), cpu(3));
+}

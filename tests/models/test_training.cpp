@@ -1,5 +1,6 @@
 // compile/fit/evaluate/predict: numbers against PyTorch on identical weights, Keras's History
 // and progress output, and the errors users hit.
+#include <cmath>
 #include <regex>
 
 #include "meshflow/meshflow.h"
@@ -153,4 +154,34 @@ TEST(Training, ErrorsNameWhatIsWrong) {
   EXPECT_MF_ERROR(model.fit({x, x}, y, {.verbose = 0}), "expects 1 input(s)", "got 2");
   EXPECT_MF_ERROR(model.fit(ones({10, 4}, {.dtype = DType::I64}), y, {.verbose = 0}), "expects f32", "got i64");
   EXPECT_MF_ERROR(model.fit(ones({10, 7}), y, {.verbose = 0}), "[?, 4]", "[10, 7]");
+}
+
+// One NaN pixel in the input of a Dense(relu) network: relu lets it through (as PyTorch), so the
+// loss is NaN and TerminateOnNaN stops at that batch; check_gradients names the first layer.
+TEST(NonFinite, NanInputReachesTheLossAndTheCheckNamesTheLayer) {
+  auto build = [] {
+    reset_layer_names();
+    manual_seed(3);
+    auto in = Input({4});
+    auto h = L::Dense(8, {.activation = "relu"})(in);  // "dense", the first layer
+    auto out = L::Dense(1)(h);
+    auto m = std::make_shared<Model>(in, out);
+    m->compile({.optimizer = "sgd", .loss = "mse"});
+    return m;
+  };
+  std::vector<double> v = random_tensor({64, 4}, 1).to_vector<double>();
+  v[5 * 4 + 2] = std::nan("");  // row 5: in the first batch of 16
+  Tensor x = from_vector(v, {64, 4}, {.dtype = DType::F32}), y = random_tensor({64, 1}, 2).to(DType::F32);
+  auto m = build();
+  auto h = m->fit(x, y, {.epochs = 5, .batch_size = 16, .verbose = 0, .shuffle = false,
+                         .callbacks = {std::make_shared<callbacks::TerminateOnNaN>()}});
+  ASSERT_EQ(h.epoch.size(), 1u);
+  EXPECT_TRUE(std::isnan(h["loss"][0]));
+  EXPECT_TRUE(m->stop_training);
+  EXPECT_MF_ERROR(build()->fit(x, y, {.epochs = 1, .batch_size = 16, .verbose = 0, .shuffle = false,
+                                      .check_gradients = true}),
+                  "check_gradients", "'dense/kernel'", "layer 'dense'", "not finite");
+  // Finite data passes the check.
+  Tensor clean = random_tensor({64, 4}, 1).to(DType::F32);
+  EXPECT_NO_THROW(build()->fit(clean, y, {.epochs = 1, .batch_size = 16, .verbose = 0, .check_gradients = true}));
 }

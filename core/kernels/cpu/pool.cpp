@@ -43,7 +43,7 @@ void max_pool_forward(const T* x, const Window2d& g, T* y) {
           for (int64_t ix = sp.x0; ix < sp.x1; ++ix) {
             const T* in = x + ((n * g.h + iy) * g.w + ix) * g.c;
 #pragma omp simd
-            for (int64_t c = 0; c < g.c; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
+            for (int64_t c = 0; c < g.c; ++c) out[c] = (in[c] > out[c] || in[c] != in[c]) ? in[c] : out[c];  // NaN wins
           }
       }
     }
@@ -69,7 +69,8 @@ void max_pool_backward(const T* x, const T* dy, const Window2d& g, T* dx) {
               const int64_t base = ((n * g.h + iy) * g.w + ix) * g.c;
 #pragma omp simd
               for (int64_t c = 0; c < g.c; ++c) {
-                const bool greater = x[base + c] > best[c];
+                // The first NaN wins, as in torch.
+                const bool greater = x[base + c] > best[c] || (x[base + c] != x[base + c] && best[c] == best[c]);
                 best[c] = greater ? x[base + c] : best[c];
                 where[c] = greater ? base : where[c];
               }
@@ -130,10 +131,28 @@ bool pool_onednn(const std::string& op, const std::vector<Tensor>& in, Tensor& o
   return pool2d_grad_onednn(false, Tensor(), in[0], out, a);
 }
 
+// Whether a float tensor holds a NaN: one vectorized pass (x != x only for NaN).
+bool has_nan(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  const float* x = c.data<float>();
+  const int64_t n = c.numel();
+  int64_t nans = 0;
+  parallel_for(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+    int64_t local = 0;
+#pragma omp simd reduction(+ : local)
+    for (int64_t i = b; i < e; ++i) local += x[i] != x[i];
+    if (local) __atomic_fetch_add(&nans, local, __ATOMIC_RELAXED);
+  });
+  return nans > 0;
+}
+
 void pool_cpu(const char* name, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {
   NoGradGuard no_grad;  // private contiguous copies, not part of the graph
   const std::string op = name;
-  if (out[0].dtype() == DType::F32 && pool_onednn(op, in, out[0], a)) return;
+  // oneDNN's max pooling drops NaN (it keeps the larger of a comparison); a window holding a NaN
+  // must give NaN (torch), so an input with a NaN takes the loops here, which let it through.
+  const bool nan_in_max = op == "max_pool2d" && out[0].dtype() == DType::F32 && has_nan(in[0]);
+  if (out[0].dtype() == DType::F32 && !nan_in_max && pool_onednn(op, in, out[0], a)) return;
   dispatch_float(out[0].dtype(), name, [&]<typename T>() {
     T* o = out[0].data<T>();
     if (op == "max_pool2d" || op == "avg_pool2d") {

@@ -69,7 +69,7 @@ __global__ void max_pool_fwd(const D* __restrict__ x, Window2d g, D* __restrict_
     for (int64_t iy = sp.y0; iy < sp.y1; ++iy)
       for (int64_t ix = sp.x0; ix < sp.x1; ++ix) {
         const C v = load(x, ((n * g.h + iy) * g.w + ix) * g.c + c);
-        best = v > best ? v : best;  // NaN never wins, as on the CPU
+        best = (v > best || v != v) ? v : best;  // NaN wins (and stays), as on the CPU and in torch
       }
     y[e] = convert<D>(best);
   }
@@ -109,7 +109,7 @@ __global__ void max_pool_argmax(const D* __restrict__ x, Window2d g, int64_t* __
     for (int64_t iy = sp.y0; iy < sp.y1; ++iy)
       for (int64_t ix = sp.x0; ix < sp.x1; ++ix) {
         const C v = load(x, ((n * g.h + iy) * g.w + ix) * g.c + c);
-        if (v > best) {
+        if (v > best || (v != v && best == best)) {  // the first NaN wins
           best = v;
           at = iy * g.w + ix;
         }
