@@ -4,16 +4,15 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <vector>
 
 #include "meshflow/core/core.h"
 #include "meshflow/distributed/communicator.h"
+#include "timing.h"
 
 namespace mf = meshflow;
 namespace dist = meshflow::distributed;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -21,16 +20,9 @@ namespace {
 template <typename F>
 double time_per_op(int iters, F&& op) {
   MPI_Barrier(MPI_COMM_WORLD);
-  auto start = Clock::now();
-  for (int i = 0; i < iters; ++i) op();
-  double local = std::chrono::duration<double>(Clock::now() - start).count() / iters, slowest = 0;
+  double local = bench::seconds_per_call(iters, op), slowest = 0;
   MPI_Allreduce(&local, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return slowest;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -66,9 +58,10 @@ int main() {
       t_ours.push_back(time_per_op(iters, ours));
       t_verified.push_back(time_per_op(iters, verified));
     }
-    double bw_raw = bytes / median(t_raw) * bus_factor / 1e9, bw_ours = bytes / median(t_ours) * bus_factor / 1e9;
-    double bw_verified = bytes / median(t_verified) * bus_factor / 1e9;
-    double best = *std::min_element(t_raw.begin(), t_raw.end()) / *std::min_element(t_ours.begin(), t_ours.end());
+    double bw_raw = bytes / bench::median(t_raw) * bus_factor / 1e9;
+    double bw_ours = bytes / bench::median(t_ours) * bus_factor / 1e9;
+    double bw_verified = bytes / bench::median(t_verified) * bus_factor / 1e9;
+    double best = bench::best(t_raw) / bench::best(t_ours);
     if (rank == 0)
       std::printf("%10lld %8d %14.2f %14.2f %7.2fx %9.2fx %16.2f %7.2fx\n", static_cast<long long>(bytes), iters, bw_raw,
                   bw_ours, bw_ours / bw_raw, best, bw_verified, bw_verified / bw_raw);

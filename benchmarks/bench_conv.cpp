@@ -4,8 +4,6 @@
 // Run: OMP_NUM_THREADS=2 ./build/benchmarks/bench_conv   (runs the torch peer when it is installed)
 #include <omp.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -14,6 +12,7 @@
 #include <string>
 
 #include "meshflow/core/core.h"
+#include "timing.h"
 
 namespace mf = meshflow;
 using dnnl::memory;
@@ -26,18 +25,9 @@ struct ConvCase {
   const char* padding;
 };
 
+// Best of at least 3 runs after a warm-up, more until they add up to 0.4 s (at most 30), in ms.
 double best_ms(const std::function<void()>& fn) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  double best = 1e30, total = 0;
-  for (int rep = 0; rep < 30 && (rep < 3 || total < 0.4); ++rep) {
-    auto t0 = clock::now();
-    fn();
-    double s = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::min(best, s);
-    total += s;
-  }
-  return best * 1e3;
+  return 1e3 * bench::best_seconds({.repeats = 3, .warmups = 1, .budget_s = 0.4, .max_repeats = 30}, fn);
 }
 
 struct Timing {

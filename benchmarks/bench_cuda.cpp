@@ -5,11 +5,11 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include <chrono>
 #include <cstdio>
 #include <functional>
 
 #include "meshflow/meshflow.h"
+#include "timing.h"
 
 namespace mf = meshflow;
 
@@ -17,18 +17,12 @@ namespace {
 
 const mf::Device kGpu = mf::cuda(0);
 
-// The best of `reps` timed runs, each ended by a synchronize, in seconds.
-double best_seconds(const std::function<void()>& fn, int reps = 20) {
-  fn();
-  mf::synchronize(kGpu);
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
+// The best of 20 timed runs after a warm-up, each ended by a synchronize, in seconds.
+double best_synced_seconds(const std::function<void()>& fn) {
+  return bench::best_seconds({.repeats = 20, .warmups = 1}, [&] {
     fn();
     mf::synchronize(kGpu);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
+  });
 }
 
 void check(cublasStatus_t s, const char* what) {
@@ -76,8 +70,8 @@ int main() {
       mf::Tensor c = mf::empty({n, n}, {.dtype = m.dtype, .device = kGpu});
       const float one = 1.0f, zero = 0.0f;
       const double flop = 2.0 * n * n * n;
-      double t_mf = best_seconds([&] { mf::Tensor r = mf::matmul(a, b); });
-      double t_cb = best_seconds([&] {
+      double t_mf = best_synced_seconds([&] { mf::Tensor r = mf::matmul(a, b); });
+      double t_cb = best_synced_seconds([&] {
         // Row-major C = A B is column-major C^T = B^T A^T: pass b first.
         check(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, b.raw_data(), m.cuda_type, n, a.raw_data(),
                            m.cuda_type, n, &zero, c.raw_data(), m.cuda_type, n, m.compute, CUBLAS_GEMM_DEFAULT),
@@ -96,17 +90,17 @@ int main() {
     mf::Tensor x = mf::full({n}, 0.5, {.device = kGpu}), y = mf::full({n}, 0.25, {.device = kGpu});
     mf::Tensor dst = mf::empty({n}, {.device = kGpu});
     const double bytes = 4.0 * n;
-    double t_copy = best_seconds([&] {
+    double t_copy = best_synced_seconds([&] {
       cudaMemcpyAsync(dst.raw_data(), x.raw_data(), static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, stream);
     });
-    double t_add = best_seconds([&] { mf::Tensor r = x + y; });
+    double t_add = best_synced_seconds([&] { mf::Tensor r = x + y; });
     const double bw_copy = 2 * bytes / t_copy * 1e-9, bw_add = 3 * bytes / t_add * 1e-9;
     std::printf("%12s %5s %10.0f %10.0f %7.2fx\n", "add", n == (int64_t(1) << 24) ? "16M" : "64M", bw_add, bw_copy,
                 bw_add / bw_copy);
     const int64_t cols = 4096, rows = n / cols;
     mf::Tensor xr = x.reshape({rows, cols});
     mf::Tensor g = mf::ones({cols}, {.device = kGpu}), bta = mf::zeros({cols}, {.device = kGpu});
-    double t_ln = best_seconds([&] { mf::Tensor r = mf::layer_norm(xr, g, bta); });
+    double t_ln = best_synced_seconds([&] { mf::Tensor r = mf::layer_norm(xr, g, bta); });
     const double bw_ln = 2 * bytes / t_ln * 1e-9;
     std::printf("%12s %5s %10.0f %10.0f %7.2fx\n", "layer_norm", n == (int64_t(1) << 24) ? "16M" : "64M", bw_ln,
                 bw_copy, bw_ln / bw_copy);

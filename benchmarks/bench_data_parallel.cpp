@@ -5,7 +5,6 @@
 // Rounds alternate: rank 0 trains a model alone (no strategy) while the others wait, then all ranks
 // train under the strategy with the same global batch; each round's ratio is the second over the first.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -14,9 +13,9 @@
 #include "meshflow/models/layers/conv.h"
 #include "meshflow/models/layers/core.h"
 #include "meshflow/models/layers/pooling.h"
+#include "timing.h"
 
 namespace mf = meshflow;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -46,15 +45,9 @@ void compile(mf::Model& m) { m.compile({.optimizer = "sgd", .loss = "sparse_cate
 double samples_per_second(mf::Model& model, const mf::Tensor& x, const mf::Tensor& y, int64_t batch, int repeats,
                           bool warm = true) {
   mf::FitOptions fo{.epochs = 1, .batch_size = batch, .verbose = 0, .shuffle = false};
-  if (warm) model.fit({x}, {y}, fo);
-  double best = 0;
-  for (int r = 0; r < repeats; ++r) {
-    auto t0 = Clock::now();
-    model.fit({x}, {y}, fo);
-    double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::max(best, double(x.size(0)) / s);
-  }
-  return best;
+  // With no repeats (a warm-up only) the best time is infinite and the rate 0.
+  return double(x.size(0)) /
+         bench::best_seconds({.repeats = repeats, .warmups = warm ? 1 : 0}, [&] { model.fit({x}, {y}, fo); });
 }
 
 // The machine's speed drifts (other tenants), so one rank alone and all ranks together are timed

@@ -7,13 +7,13 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
 
 #include "meshflow/meshflow.h"
+#include "timing.h"
 
 namespace mf = meshflow;
 namespace L = meshflow::layers;
@@ -25,16 +25,9 @@ struct Result {
   double us_per_step;
 };
 
-// Times train_on_batch over `steps` steps, best of 3 rounds after a warm-up.
+// Times train_on_batch over `steps` steps, best of 3 rounds after 5 warm-up steps.
 Result time_steps(mf::Model& model, const mf::Tensors& x, const mf::Tensors& y, int steps) {
-  for (int i = 0; i < 5; ++i) model.train_on_batch(x, y);
-  double best = 1e30;
-  for (int round = 0; round < 3; ++round) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i) model.train_on_batch(x, y);
-    double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
-    best = std::min(best, t);
-  }
+  double best = bench::best_seconds({.repeats = 3, .calls = steps, .warmups = 5}, [&] { model.train_on_batch(x, y); });
   return {static_cast<double>(x[0].size(0)) / best, best * 1e6};
 }
 

@@ -5,13 +5,11 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 
 #include "meshflow/core/core.h"
+#include "timing.h"
 
 namespace mf = meshflow;
 
@@ -19,21 +17,9 @@ namespace {
 
 constexpr double kPeakPerCoreGflops = 117.0;  // fp32 FMA peak measured on this machine, one core
 
-// Best time in seconds over enough repetitions to fill ~0.5 s (at least 2 after a warm-up):
-// the minimum is the least disturbed by other processes sharing the cores.
-double best_seconds(const std::function<void()>& fn) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  double best = 1e30, total = 0;
-  for (int rep = 0; rep < 50 && (rep < 2 || total < 0.5); ++rep) {
-    auto t0 = clock::now();
-    fn();
-    double s = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::min(best, s);
-    total += s;
-  }
-  return best;
-}
+// Enough repetitions to fill ~0.5 s (at least 2 after a warm-up); the best time is kept, as the
+// minimum is the least disturbed by other processes sharing the cores.
+constexpr bench::Runs kRuns{.repeats = 2, .warmups = 1, .budget_s = 0.5, .max_repeats = 50};
 
 }  // namespace
 
@@ -51,11 +37,11 @@ int main(int argc, char** argv) {
     const float *pa = a.data<float>(), *pb = b.data<float>();
     float* pc = c.data<float>();
     const double flop = 2.0 * n * n * n;
-    double t_mf = best_seconds([&] { mf::Tensor r = mf::matmul(a, b); });
-    double t_blas = best_seconds([&] {
+    double t_mf = bench::best_seconds(kRuns, [&] { mf::Tensor r = mf::matmul(a, b); });
+    double t_blas = bench::best_seconds(kRuns, [&] {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, pa, n, pb, n, 0.0f, pc, n);
     });
-    double t_dnnl = best_seconds([&] { dnnl_sgemm('N', 'N', n, n, n, 1.0f, pa, n, pb, n, 0.0f, pc, n); });
+    double t_dnnl = bench::best_seconds(kRuns, [&] { dnnl_sgemm('N', 'N', n, n, n, 1.0f, pa, n, pb, n, 0.0f, pc, n); });
     const double g_mf = flop / t_mf * 1e-9, g_blas = flop / t_blas * 1e-9, g_dnnl = flop / t_dnnl * 1e-9;
     std::printf("%6ld %12.1f %12.1f %12.1f %9.2fx %9.2fx\n", static_cast<long>(n), g_mf, g_blas, g_dnnl,
                 g_mf / g_blas, g_mf / (kPeakPerCoreGflops * threads));
@@ -73,9 +59,9 @@ int main(int argc, char** argv) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, pa + i * n * n, n, pb + i * n * n, n,
                   0.0f, pc + i * n * n, n);
     };
-    double t_mf = best_seconds([&] { mf::Tensor r = mf::matmul(a, b); });
-    double t_loop = best_seconds([&] { for (int64_t i = 0; i < batch; ++i) one(i); });
-    double t_omp = best_seconds([&] {
+    double t_mf = bench::best_seconds(kRuns, [&] { mf::Tensor r = mf::matmul(a, b); });
+    double t_loop = bench::best_seconds(kRuns, [&] { for (int64_t i = 0; i < batch; ++i) one(i); });
+    double t_omp = bench::best_seconds(kRuns, [&] {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < batch; ++i) one(i);
     });

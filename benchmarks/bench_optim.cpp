@@ -1,8 +1,6 @@
 // Optimizer benchmark: one fused Adam step on 1M floats next to memcpy of the 4 arrays it touches and
 // next to the same step composed of ops; the per-step overhead of Adam on a tiny 4-3-1 model.
 // Run with OMP_NUM_THREADS=1 and =2; it prints numbers and never fails.
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,40 +9,27 @@
 #include "meshflow/core/core.h"
 #include "meshflow/core/optim.h"
 #include "meshflow/models/optimizers.h"
+#include "timing.h"
 
 using namespace meshflow;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// Median seconds per call over `batches` batches of `calls` calls each.
-template <typename F>
-double median_per_call(int batches, int calls, F&& fn) {
-  std::vector<double> t;
-  for (int b = 0; b < batches; ++b) {
-    auto t0 = Clock::now();
-    for (int c = 0; c < calls; ++c) fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / calls);
-  }
-  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-  return t[t.size() / 2];
-}
 
 // One fused Adam step on n floats against memcpy of the 4 arrays it touches and the op-composed step.
 void adam_row(int64_t n) {
   std::vector<std::vector<float>> src(4, std::vector<float>(size_t(n), 1.0f)), dst(4, std::vector<float>(size_t(n)));
-  double t_memcpy = median_per_call(21, 10, [&] {
+  double t_memcpy = bench::median_seconds({.repeats = 21, .calls = 10}, [&] {
     for (int k = 0; k < 4; ++k) std::memcpy(dst[k].data(), src[k].data(), size_t(n) * sizeof(float));
   });
   Tensor p = full({n}, 0.5f), g = full({n}, 0.01f), m = zeros({n}), v = zeros({n}), none;
   int64_t step = 0;
-  double t_fused = median_per_call(21, 10, [&] {
+  double t_fused = bench::median_seconds({.repeats = 21, .calls = 10}, [&] {
     optim::adam_update_(p, g, m, v, none, 1e-3, 0.9, 0.999, 1e-7, ++step, false);
   });
   // The same update written with ops: each line is a pass over memory and a new tensor.
   Tensor pc = full({n}, 0.5f), mc = zeros({n}), vc = zeros({n});
   int64_t t_step = 0;
-  double t_ops = median_per_call(7, 3, [&] {
+  double t_ops = bench::median_seconds({.repeats = 7, .calls = 3}, [&] {
     NoGradGuard ng;
     ++t_step;
     double alpha = 1e-3 * std::sqrt(1 - std::pow(0.999, double(t_step))) / (1 - std::pow(0.9, double(t_step)));
@@ -72,7 +57,7 @@ int main() {
                              Variable(full({3, 1}, 0.1f), "o/kernel", true), Variable(zeros({1}), "o/bias", true)};
   std::vector<Tensor> grads;
   for (const auto& x : vars) grads.push_back(full(x.shape(), 0.01f));
-  double t_tiny = median_per_call(21, 200, [&] { opt->apply_gradients(grads, vars); });
+  double t_tiny = bench::median_seconds({.repeats = 21, .calls = 200}, [&] { opt->apply_gradients(grads, vars); });
   std::printf("adam apply_gradients on a 4-3-1 model (4 variables): %.2f us per step\n", t_tiny * 1e6);
   return 0;
 }

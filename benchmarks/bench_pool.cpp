@@ -3,13 +3,12 @@
 // Run: OMP_NUM_THREADS=2 ./build/benchmarks/bench_pool
 #include <omp.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "meshflow/core/core.h"
+#include "timing.h"
 
 namespace mf = meshflow;
 using dnnl::memory;
@@ -21,18 +20,9 @@ struct PoolCase {
   int64_t n, h, w, c, k, s;
 };
 
+// Best of at least 3 runs after a warm-up, more until they add up to 0.3 s (at most 50), in ms.
 double best_ms(const std::function<void()>& fn) {
-  using clock = std::chrono::steady_clock;
-  fn();
-  double best = 1e30, total = 0;
-  for (int rep = 0; rep < 50 && (rep < 3 || total < 0.3); ++rep) {
-    auto t0 = clock::now();
-    fn();
-    double s = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::min(best, s);
-    total += s;
-  }
-  return best * 1e3;
+  return 1e3 * bench::best_seconds({.repeats = 3, .warmups = 1, .budget_s = 0.3, .max_repeats = 50}, fn);
 }
 
 struct Timing {

@@ -1,7 +1,5 @@
 // Reductions and normalizations on the CPU: sum bandwidth against memcpy, softmax rows,
 // layer_norm forward and backward, with PyTorch's time for the same work when torch is installed.
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,24 +8,14 @@
 #include <vector>
 
 #include "meshflow/core/core.h"
+#include "timing.h"
 
 namespace mf = meshflow;
 
 namespace {
 
-// Median seconds of `reps` runs after two warm-up runs.
-double time_it(const std::function<void()>& fn, int reps = 15) {
-  fn();
-  fn();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto a = std::chrono::steady_clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+// Median seconds of 15 runs after two warm-up runs, as the PyTorch script below times its side.
+double time_it(const std::function<void()>& fn) { return bench::median_seconds({.repeats = 15, .warmups = 2}, fn); }
 
 // The same workloads in PyTorch (median of 15), printed as "name seconds" lines.
 const char* kTorchScript = R"PY(

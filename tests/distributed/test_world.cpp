@@ -1,7 +1,12 @@
 // Environment parsing for each launcher convention, Slurm nodelists, and malformed values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "meshflow/distributed/world.h"
 #include "test_util.h"
@@ -10,23 +15,7 @@ namespace {
 
 namespace dist = meshflow::distributed;
 using Hosts = std::vector<std::string>;
-
-// Clears every variable detect_world reads, sets the given ones, and restores a clean slate after.
-class WorldEnv : public ::testing::Test {
- protected:
-  void SetUp() override { clear(); }
-  void TearDown() override { clear(); }
-  static void set(const char* k, const char* v) { setenv(k, v, 1); }
-  static void clear() {
-    for (const char* k :
-         {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
-          "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE",
-          "SLURM_NODEID", "SLURM_JOB_NODELIST", "SLURM_NODELIST", "RANK", "WORLD_SIZE", "LOCAL_RANK",
-          "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID",
-          "MPI_LOCALNRANKS"})
-      unsetenv(k);
-  }
-};
+using Env = std::vector<std::pair<const char*, const char*>>;
 
 TEST(ExpandNodelist, SlurmForms) {
   EXPECT_EQ(dist::expand_nodelist("gpu[01-03,10]"), (Hosts{"gpu01", "gpu02", "gpu03", "gpu10"}));
@@ -48,117 +37,156 @@ TEST(ExpandNodelist, MalformedListsAreQuoted) {
   EXPECT_MF_ERROR(dist::expand_nodelist("g[1-2]x[3-4]"), "more than one bracket group");
 }
 
-TEST_F(WorldEnv, NoLauncherIsOneProcess) {
-  auto w = dist::detect_world();
-  EXPECT_EQ(w.launcher, "none");
-  EXPECT_EQ(w.rank, 0);
-  EXPECT_EQ(w.size, 1);
-  EXPECT_EQ(w.local_rank, 0);
-  EXPECT_EQ(w.local_size, 1);
-  EXPECT_TRUE(w.hosts.empty());
+// Every variable detect_world reads: each case starts from none of them set and leaves none set.
+void clear_world_env() {
+  for (const char* k :
+       {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE",
+        "SLURM_NODEID", "SLURM_JOB_NODELIST", "SLURM_NODELIST", "RANK", "WORLD_SIZE", "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID",
+        "MPI_LOCALNRANKS"})
+    unsetenv(k);
 }
 
-TEST_F(WorldEnv, OpenMpi) {
-  set("OMPI_COMM_WORLD_RANK", "5");
-  set("OMPI_COMM_WORLD_SIZE", "8");
-  set("OMPI_COMM_WORLD_LOCAL_RANK", "1");
-  set("OMPI_COMM_WORLD_LOCAL_SIZE", "4");
-  set("RANK", "0");  // Open MPI wins over torchrun variables left in the environment
-  set("WORLD_SIZE", "1");
-  auto w = dist::detect_world();
-  EXPECT_EQ(w.launcher, "openmpi");
-  EXPECT_EQ(w.rank, 5);
-  EXPECT_EQ(w.size, 8);
-  EXPECT_EQ(w.local_rank, 1);
-  EXPECT_EQ(w.local_size, 4);
+// A launcher's environment and the world detect_world must read from it.
+struct DetectCase {
+  const char* name;
+  Env env;
+  dist::WorldInfo expected;
+};
+
+// A malformed environment and the parts detect_world's error message must contain.
+struct RejectCase {
+  const char* name;
+  Env env;
+  std::vector<std::string> message_parts;
+};
+
+void PrintTo(const DetectCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const RejectCase& c, std::ostream* os) { *os << c.name; }
+
+// Sets the case's variables on a clean environment and clears them again after.
+template <typename Case>
+class WorldEnv : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    clear_world_env();
+    for (const auto& [key, value] : this->GetParam().env) setenv(key, value, 1);
+  }
+  void TearDown() override { clear_world_env(); }
+};
+
+using DetectWorld = WorldEnv<DetectCase>;
+using RejectWorld = WorldEnv<RejectCase>;
+
+template <typename Case>
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return info.param.name;
 }
 
-TEST_F(WorldEnv, SlurmWithNodelistAndTasksPerNode) {
-  set("SLURM_PROCID", "6");
-  set("SLURM_NTASKS", "7");
-  set("SLURM_LOCALID", "0");
-  set("SLURM_NODEID", "3");
-  set("SLURM_TASKS_PER_NODE", "2(x3),1");
-  set("SLURM_JOB_NODELIST", "gpu[01-03,10]");
-  auto w = dist::detect_world();
-  EXPECT_EQ(w.launcher, "slurm");
-  EXPECT_EQ(w.rank, 6);
-  EXPECT_EQ(w.size, 7);
-  EXPECT_EQ(w.local_rank, 0);
-  EXPECT_EQ(w.local_size, 1);  // the fourth node has one task
-  EXPECT_EQ(w.hosts, (Hosts{"gpu01", "gpu02", "gpu03", "gpu10"}));
-  set("SLURM_NODEID", "1");
-  set("SLURM_LOCALID", "1");
-  EXPECT_EQ(dist::detect_world().local_size, 2);
-  set("SLURM_NTASKS_PER_NODE", "3");
-  EXPECT_EQ(dist::detect_world().local_size, 3);
+const Env kSlurmFourNodes = {{"SLURM_PROCID", "6"}, {"SLURM_NTASKS", "7"}, {"SLURM_LOCALID", "0"},
+                             {"SLURM_NODEID", "3"}, {"SLURM_TASKS_PER_NODE", "2(x3),1"},
+                             {"SLURM_JOB_NODELIST", "gpu[01-03,10]"}};
+const Hosts kSlurmHosts = {"gpu01", "gpu02", "gpu03", "gpu10"};
+const Env kTorchrun = {{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
+                       {"MASTER_ADDR", "10.0.0.7"}, {"MASTER_PORT", "29500"}};
+
+// `base` with some variables replaced or added.
+Env with(Env base, const Env& changes) {
+  for (const auto& [key, value] : changes) {
+    auto it = std::find_if(base.begin(), base.end(), [&](const auto& kv) { return std::string(kv.first) == key; });
+    if (it != base.end())
+      it->second = value;
+    else
+      base.emplace_back(key, value);
+  }
+  return base;
 }
 
-TEST_F(WorldEnv, SlurmMalformed) {
-  set("SLURM_PROCID", "0");
-  set("SLURM_NTASKS", "2");
-  set("SLURM_JOB_NODELIST", "gpu[01-");
-  EXPECT_MF_ERROR(dist::detect_world(), "SLURM_JOB_NODELIST", "gpu[01-");
-  set("SLURM_JOB_NODELIST", "gpu01");
-  set("SLURM_TASKS_PER_NODE", "2(3)");
-  EXPECT_MF_ERROR(dist::detect_world(), "SLURM_TASKS_PER_NODE='2(3)'");
-  set("SLURM_TASKS_PER_NODE", "2");
-  set("SLURM_NODEID", "4");
-  EXPECT_MF_ERROR(dist::detect_world(), "SLURM_NODEID=4");
-  set("SLURM_PROCID", "two");
-  EXPECT_MF_ERROR(dist::detect_world(), "SLURM_PROCID", "'two'", "not a non-negative integer");
+const DetectCase kDetectCases[] = {
+    {"no_launcher_is_one_process", {}, {}},
+    // Open MPI wins over torchrun variables left in the environment.
+    {"openmpi_over_torchrun_leftovers",
+     {{"OMPI_COMM_WORLD_RANK", "5"}, {"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+      {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}, {"RANK", "0"}, {"WORLD_SIZE", "1"}},
+     {.rank = 5, .size = 8, .local_rank = 1, .local_size = 4, .launcher = "openmpi"}},
+    // The fourth node has one task (SLURM_TASKS_PER_NODE=2(x3),1).
+    {"slurm_nodelist_and_tasks_per_node",
+     kSlurmFourNodes,
+     {.rank = 6, .size = 7, .local_rank = 0, .local_size = 1, .launcher = "slurm", .hosts = kSlurmHosts}},
+    {"slurm_tasks_per_node_of_second_node",
+     with(kSlurmFourNodes, {{"SLURM_NODEID", "1"}, {"SLURM_LOCALID", "1"}}),
+     {.rank = 6, .size = 7, .local_rank = 1, .local_size = 2, .launcher = "slurm", .hosts = kSlurmHosts}},
+    {"slurm_ntasks_per_node_wins_over_tasks_per_node",
+     with(kSlurmFourNodes, {{"SLURM_NODEID", "1"}, {"SLURM_LOCALID", "1"}, {"SLURM_NTASKS_PER_NODE", "3"}}),
+     {.rank = 6, .size = 7, .local_rank = 1, .local_size = 3, .launcher = "slurm", .hosts = kSlurmHosts}},
+    {"torchrun",
+     kTorchrun,
+     {.rank = 3, .size = 4, .local_rank = 1, .local_size = 2, .launcher = "torchrun", .master_addr = "10.0.0.7",
+      .master_port = 29500}},
+    {"mpich",
+     {{"PMI_RANK", "1"}, {"PMI_SIZE", "3"}, {"MPI_LOCALRANKID", "1"}, {"MPI_LOCALNRANKS", "3"}},
+     {.rank = 1, .size = 3, .local_rank = 1, .local_size = 3, .launcher = "mpich"}},
+};
+
+TEST_P(DetectWorld, ReadsTheLaunchersVariables) {
+  const dist::WorldInfo w = dist::detect_world();
+  const dist::WorldInfo& want = GetParam().expected;
+  EXPECT_EQ(w.launcher, want.launcher);
+  EXPECT_EQ(w.rank, want.rank);
+  EXPECT_EQ(w.size, want.size);
+  EXPECT_EQ(w.local_rank, want.local_rank);
+  EXPECT_EQ(w.local_size, want.local_size);
+  EXPECT_EQ(w.hosts, want.hosts);
+  EXPECT_EQ(w.master_addr, want.master_addr);
+  EXPECT_EQ(w.master_port, want.master_port);
 }
 
-TEST_F(WorldEnv, Torchrun) {
-  set("RANK", "3");
-  set("WORLD_SIZE", "4");
-  set("LOCAL_RANK", "1");
-  set("LOCAL_WORLD_SIZE", "2");
-  set("MASTER_ADDR", "10.0.0.7");
-  set("MASTER_PORT", "29500");
-  auto w = dist::detect_world();
-  EXPECT_EQ(w.launcher, "torchrun");
-  EXPECT_EQ(w.rank, 3);
-  EXPECT_EQ(w.size, 4);
-  EXPECT_EQ(w.local_rank, 1);
-  EXPECT_EQ(w.local_size, 2);
-  EXPECT_EQ(w.master_addr, "10.0.0.7");
-  EXPECT_EQ(w.master_port, 29500);
-  set("MASTER_PORT", "70000");
-  EXPECT_MF_ERROR(dist::detect_world(), "MASTER_PORT", "'70000'", "below 65536");
-  set("MASTER_PORT", "29500");
-  set("LOCAL_RANK", "2");
-  EXPECT_MF_ERROR(dist::detect_world(), "torchrun", "local rank 2", "local size 2");
+INSTANTIATE_TEST_SUITE_P(Launchers, DetectWorld, ::testing::ValuesIn(kDetectCases), case_name<DetectCase>);
+
+const Env kSlurmTwoTasks = {{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}};
+const Env kSlurmOneNode = with(kSlurmTwoTasks, {{"SLURM_JOB_NODELIST", "gpu01"}, {"SLURM_TASKS_PER_NODE", "2"}});
+const Env kOpenMpiRank4 = {{"OMPI_COMM_WORLD_RANK", "4"}};
+
+const RejectCase kRejectCases[] = {
+    {"slurm_nodelist_unclosed",
+     with(kSlurmTwoTasks, {{"SLURM_JOB_NODELIST", "gpu[01-"}}),
+     {"SLURM_JOB_NODELIST", "gpu[01-"}},
+    {"slurm_tasks_per_node_not_a_list",
+     with(kSlurmTwoTasks, {{"SLURM_JOB_NODELIST", "gpu01"}, {"SLURM_TASKS_PER_NODE", "2(3)"}}),
+     {"SLURM_TASKS_PER_NODE='2(3)'"}},
+    {"slurm_nodeid_past_the_nodes", with(kSlurmOneNode, {{"SLURM_NODEID", "4"}}), {"SLURM_NODEID=4"}},
+    {"slurm_procid_not_an_integer",
+     with(kSlurmOneNode, {{"SLURM_NODEID", "4"}, {"SLURM_PROCID", "two"}}),
+     {"SLURM_PROCID", "'two'", "not a non-negative integer"}},
+    {"torchrun_port_too_high", with(kTorchrun, {{"MASTER_PORT", "70000"}}), {"MASTER_PORT", "'70000'", "below 65536"}},
+    {"torchrun_local_rank_past_local_size",
+     with(kTorchrun, {{"LOCAL_RANK", "2"}}),
+     {"torchrun", "local rank 2", "local size 2"}},
+    {"openmpi_rank_not_below_size",
+     with(kOpenMpiRank4, {{"OMPI_COMM_WORLD_SIZE", "4"}}),
+     {"openmpi", "rank 4 is not below size 4"}},
+    {"openmpi_negative_size", with(kOpenMpiRank4, {{"OMPI_COMM_WORLD_SIZE", "-2"}}), {"OMPI_COMM_WORLD_SIZE", "'-2'"}},
+    {"openmpi_size_with_suffix",
+     with(kOpenMpiRank4, {{"OMPI_COMM_WORLD_SIZE", "8x"}}),
+     {"OMPI_COMM_WORLD_SIZE", "'8x'"}},
+    {"torchrun_world_size_zero", {{"RANK", "0"}, {"WORLD_SIZE", "0"}}, {"torchrun", "world size 0"}},
+    {"torchrun_local_world_size_not_an_integer",
+     {{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_WORLD_SIZE", "1.5"}},
+     {"LOCAL_WORLD_SIZE", "'1.5'"}},
+};
+
+TEST_P(RejectWorld, ThrowsNamingTheProblem) {
+  try {
+    dist::detect_world();
+    ADD_FAILURE() << "expected meshflow::Error";
+  } catch (const meshflow::Error& e) {
+    const std::string message = e.what();
+    for (const std::string& part : GetParam().message_parts)
+      EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nmissing: " << part;
+  }
 }
 
-TEST_F(WorldEnv, Mpich) {
-  set("PMI_RANK", "1");
-  set("PMI_SIZE", "3");
-  set("MPI_LOCALRANKID", "1");
-  set("MPI_LOCALNRANKS", "3");
-  auto w = dist::detect_world();
-  EXPECT_EQ(w.launcher, "mpich");
-  EXPECT_EQ(w.rank, 1);
-  EXPECT_EQ(w.size, 3);
-  EXPECT_EQ(w.local_rank, 1);
-  EXPECT_EQ(w.local_size, 3);
-}
-
-TEST_F(WorldEnv, MalformedValuesNameTheVariable) {
-  set("OMPI_COMM_WORLD_RANK", "4");
-  set("OMPI_COMM_WORLD_SIZE", "4");
-  EXPECT_MF_ERROR(dist::detect_world(), "openmpi", "rank 4 is not below size 4");
-  set("OMPI_COMM_WORLD_SIZE", "-2");
-  EXPECT_MF_ERROR(dist::detect_world(), "OMPI_COMM_WORLD_SIZE", "'-2'");
-  set("OMPI_COMM_WORLD_SIZE", "8x");
-  EXPECT_MF_ERROR(dist::detect_world(), "OMPI_COMM_WORLD_SIZE", "'8x'");
-  clear();
-  set("RANK", "0");
-  set("WORLD_SIZE", "0");
-  EXPECT_MF_ERROR(dist::detect_world(), "torchrun", "world size 0");
-  set("WORLD_SIZE", "2");
-  set("LOCAL_WORLD_SIZE", "1.5");
-  EXPECT_MF_ERROR(dist::detect_world(), "LOCAL_WORLD_SIZE", "'1.5'");
-}
+INSTANTIATE_TEST_SUITE_P(Launchers, RejectWorld, ::testing::ValuesIn(kRejectCases), case_name<RejectCase>);
 
 }  // namespace
