@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "layers/config_fields.h"
 #include "layers/sequence_ops.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
@@ -14,6 +15,19 @@
 #include "meshflow/models/masking.h"
 
 namespace meshflow::layers {
+
+// The options a MultiHeadAttention config holds (Note [One field list per options struct]).
+// value_dim is not listed: the config holds the resolved one (key_dim when unset).
+template <typename F>
+void fields(MultiHeadAttentionOptions& o, F&& f) {
+  f("dropout", o.dropout);
+  f("use_bias", o.use_bias);
+  f("output_shape", o.output_shape);
+  f("kernel_initializer", o.kernel_initializer);
+  f("bias_initializer", o.bias_initializer);
+  f("use_causal_mask", o.use_causal_mask);
+  f("return_attention_scores", o.return_attention_scores);
+}
 
 MultiHeadAttentionLayer::MultiHeadAttentionLayer(int64_t num_heads, int64_t key_dim, MultiHeadAttentionOptions o)
     : Layer({.name = o.name, .trainable = o.trainable, .dtype = o.dtype}, "MultiHeadAttention"),
@@ -172,29 +186,15 @@ Json MultiHeadAttentionLayer::get_config() const {
   c["num_heads"] = num_heads_;
   c["key_dim"] = key_dim_;
   c["value_dim"] = value_dim_;
-  c["dropout"] = options_.dropout;
-  c["use_bias"] = options_.use_bias;
-  c["output_shape"] = options_.output_shape;
-  c["kernel_initializer"] = options_.kernel_initializer;
-  c["bias_initializer"] = options_.bias_initializer;
-  c["use_causal_mask"] = options_.use_causal_mask;
-  c["return_attention_scores"] = options_.return_attention_scores;
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<MultiHeadAttentionLayer> MultiHeadAttentionLayer::from_config(const Json& c) {
   MultiHeadAttentionOptions o;
   o.value_dim = c.value("value_dim", o.value_dim);
-  o.dropout = c.value("dropout", o.dropout);
-  o.use_bias = c.value("use_bias", o.use_bias);
-  o.output_shape = c.value("output_shape", o.output_shape);
-  o.kernel_initializer = c.value("kernel_initializer", o.kernel_initializer);
-  o.bias_initializer = c.value("bias_initializer", o.bias_initializer);
-  o.use_causal_mask = c.value("use_causal_mask", o.use_causal_mask);
-  o.return_attention_scores = c.value("return_attention_scores", o.return_attention_scores);
-  o.name = c.value("name", o.name);
-  o.trainable = c.value("trainable", o.trainable);
-  o.dtype = dtype_from_name(c.value("dtype", std::string(dtype_name(o.dtype))));
+  detail::read_fields(c, o);
+  detail::read_common_strict(c, o);
   return std::make_shared<MultiHeadAttentionLayer>(c.at("num_heads").get<int64_t>(), c.at("key_dim").get<int64_t>(), o);
 }
 

@@ -41,6 +41,14 @@ Int2 int2_from_config(const Json& c) {
   return Int2(c[0].get<int64_t>(), c[1].get<int64_t>());
 }
 
+int64_t int1_from_config(const Json& c) {
+  if (c.is_array()) {
+    MF_CHECK(c.size() == 1, "expected an integer or a one-element list, got ", c.dump());
+    return c[0].get<int64_t>();
+  }
+  return c.get<int64_t>();
+}
+
 const Json& required_field(const Json& c, const char* field, const char* class_name) {
   MF_CHECK(c.is_object() && c.contains(field), class_name, ".from_config: the config has no '", field, "' field: ",
            c.dump());

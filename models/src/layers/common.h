@@ -27,6 +27,14 @@ void read_common(const Json& c, O& o) {
   if (c.contains("dtype") && c["dtype"].is_string()) o.dtype = dtype_from_name(c["dtype"].get<std::string>());
 }
 
+// As read_common, but a field of the wrong type throws instead of being skipped.
+template <typename O>
+void read_common_strict(const Json& c, O& o) {
+  o.name = c.value("name", o.name);
+  o.trainable = c.value("trainable", o.trainable);
+  o.dtype = dtype_from_name(c.value("dtype", std::string(dtype_name(o.dtype))));
+}
+
 // Keras's initializer aliases ("uniform", "normal", "zero", "one") as init::by_name knows them.
 std::string canonical_initializer(const std::string& name);
 
@@ -36,6 +44,8 @@ std::shared_ptr<Regularizer> regularizer_from_config(const Json& c);
 
 Json int2_config(const Int2& v);
 Int2 int2_from_config(const Json& c);
+// Keras writes 1-D sizes as one-element lists ("kernel_size": [3]); this reads 3 or [3].
+int64_t int1_from_config(const Json& c);
 // A required field of a config, with an error naming the layer class and the field.
 const Json& required_field(const Json& c, const char* field, const char* class_name);
 

@@ -2,6 +2,7 @@
 #include "meshflow/models/layers/conv.h"
 
 #include "common.h"
+#include "config_fields.h"
 #include "meshflow/core/ops/conv.h"
 #include "meshflow/core/ops/shape.h"
 
@@ -39,43 +40,34 @@ void check_channels(const Layer& l, const Shape& s, const Variable& kernel, int6
            " input channels (kernel ", shape_str(kernel.shape()), ") but got an input of shape ", shape_str(s));
 }
 
-// The fields Conv1D and Conv2D share in their configs.
-template <typename O>
-void write_conv_config(Json& c, const O& o) {
-  c["padding"] = o.padding;
-  c["data_format"] = "channels_last";
-  c["groups"] = o.groups;
-  c["activation"] = activations::canonical_name(o.activation);
-  c["use_bias"] = o.use_bias;
-  c["kernel_initializer"] = o.kernel_initializer;
-  c["bias_initializer"] = o.bias_initializer;
-  c["kernel_regularizer"] = detail::regularizer_config(o.kernel_regularizer);
-  c["bias_regularizer"] = detail::regularizer_config(o.bias_regularizer);
-}
-
-template <typename O>
-void read_conv_config(const Json& c, O& o) {
-  read_common(c, o);
-  o.padding = c.value("padding", o.padding);
-  o.groups = c.value("groups", o.groups);
-  o.activation = c.value("activation", "linear");
-  o.use_bias = c.value("use_bias", true);
-  o.kernel_initializer = c.value("kernel_initializer", o.kernel_initializer);
-  o.bias_initializer = c.value("bias_initializer", o.bias_initializer);
-  o.kernel_regularizer = detail::regularizer_from_config(c.value("kernel_regularizer", Json()));
-  o.bias_regularizer = detail::regularizer_from_config(c.value("bias_regularizer", Json()));
-}
-
-// Keras writes 1-D sizes as one-element lists: "kernel_size": [3].
-int64_t int1_from_config(const Json& c) {
-  if (c.is_array()) {
-    MF_CHECK(c.size() == 1, "expected an integer or a one-element list, got ", c.dump());
-    return c[0].get<int64_t>();
-  }
-  return c.get<int64_t>();
+// The options Conv1D and Conv2D configs share (Note [One field list per options struct]).
+template <typename O, typename F>
+void conv_fields(O& o, F&& f) {
+  f("padding", o.padding);
+  f("groups", o.groups);
+  f("activation", detail::ActivationName{o.activation});
+  f("use_bias", o.use_bias);
+  f("kernel_initializer", o.kernel_initializer);
+  f("bias_initializer", o.bias_initializer);
+  f("kernel_regularizer", o.kernel_regularizer);
+  f("bias_regularizer", o.bias_regularizer);
 }
 
 }  // namespace
+
+template <typename F>
+void fields(Conv2DOptions& o, F&& f) {
+  conv_fields(o, f);
+  f("strides", o.strides);
+  f("dilation_rate", o.dilation_rate);
+}
+
+template <typename F>
+void fields(Conv1DOptions& o, F&& f) {
+  conv_fields(o, f);
+  f("strides", detail::OneElementList{o.strides});
+  f("dilation_rate", detail::OneElementList{o.dilation_rate});
+}
 
 // Conv2D ------------------------------------------------------------------------------------------
 
@@ -115,17 +107,15 @@ Json Conv2DLayer::get_config() const {
   Json c = Layer::get_config();
   c["filters"] = filters_;
   c["kernel_size"] = detail::int2_config(kernel_size_);
-  c["strides"] = detail::int2_config(options_.strides);
-  c["dilation_rate"] = detail::int2_config(options_.dilation_rate);
-  write_conv_config(c, options_);
+  c["data_format"] = "channels_last";
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<Conv2DLayer> Conv2DLayer::from_config(const Json& c) {
   Conv2DOptions o;
-  read_conv_config(c, o);
-  if (c.contains("strides")) o.strides = detail::int2_from_config(c["strides"]);
-  if (c.contains("dilation_rate")) o.dilation_rate = detail::int2_from_config(c["dilation_rate"]);
+  read_common(c, o);
+  detail::read_fields(c, o);
   return std::make_shared<Conv2DLayer>(detail::required_field(c, "filters", "Conv2D").get<int64_t>(),
                                        detail::int2_from_config(detail::required_field(c, "kernel_size", "Conv2D")), o);
 }
@@ -177,19 +167,17 @@ Json Conv1DLayer::get_config() const {
   Json c = Layer::get_config();
   c["filters"] = filters_;
   c["kernel_size"] = Json::array({kernel_size_});
-  c["strides"] = Json::array({options_.strides});
-  c["dilation_rate"] = Json::array({options_.dilation_rate});
-  write_conv_config(c, options_);
+  c["data_format"] = "channels_last";
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<Conv1DLayer> Conv1DLayer::from_config(const Json& c) {
   Conv1DOptions o;
-  read_conv_config(c, o);
-  if (c.contains("strides")) o.strides = int1_from_config(c["strides"]);
-  if (c.contains("dilation_rate")) o.dilation_rate = int1_from_config(c["dilation_rate"]);
+  read_common(c, o);
+  detail::read_fields(c, o);
   return std::make_shared<Conv1DLayer>(detail::required_field(c, "filters", "Conv1D").get<int64_t>(),
-                                       int1_from_config(detail::required_field(c, "kernel_size", "Conv1D")), o);
+                                       detail::int1_from_config(detail::required_field(c, "kernel_size", "Conv1D")), o);
 }
 
 LayerRef<Conv1DLayer> Conv1D(int64_t filters, int64_t kernel_size, Conv1DOptions options) {

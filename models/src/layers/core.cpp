@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "config_fields.h"
 #include "meshflow/core/ops/linalg.h"
 #include "meshflow/core/ops/nn.h"
 #include "meshflow/core/ops/shape.h"
@@ -14,6 +15,17 @@ using detail::common_options;
 using detail::read_common;
 
 // Dense -------------------------------------------------------------------------------------------
+
+// The options a Dense config holds (Note [One field list per options struct]).
+template <typename F>
+void fields(DenseOptions& o, F&& f) {
+  f("activation", detail::ActivationName{o.activation});
+  f("use_bias", o.use_bias);
+  f("kernel_initializer", o.kernel_initializer);
+  f("bias_initializer", o.bias_initializer);
+  f("kernel_regularizer", o.kernel_regularizer);
+  f("bias_regularizer", o.bias_regularizer);
+}
 
 DenseLayer::DenseLayer(int64_t units, DenseOptions options)
     : Layer(common_options(options), "Dense"), units_(units), options_(std::move(options)) {
@@ -56,24 +68,14 @@ Tensor DenseLayer::call(const Tensor& input) {
 Json DenseLayer::get_config() const {
   Json c = Layer::get_config();
   c["units"] = units_;
-  c["activation"] = activations::canonical_name(options_.activation);
-  c["use_bias"] = options_.use_bias;
-  c["kernel_initializer"] = options_.kernel_initializer;
-  c["bias_initializer"] = options_.bias_initializer;
-  c["kernel_regularizer"] = detail::regularizer_config(options_.kernel_regularizer);
-  c["bias_regularizer"] = detail::regularizer_config(options_.bias_regularizer);
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<DenseLayer> DenseLayer::from_config(const Json& c) {
   DenseOptions o;
   read_common(c, o);
-  o.activation = c.value("activation", "linear");
-  o.use_bias = c.value("use_bias", true);
-  o.kernel_initializer = c.value("kernel_initializer", o.kernel_initializer);
-  o.bias_initializer = c.value("bias_initializer", o.bias_initializer);
-  o.kernel_regularizer = detail::regularizer_from_config(c.value("kernel_regularizer", Json()));
-  o.bias_regularizer = detail::regularizer_from_config(c.value("bias_regularizer", Json()));
+  detail::read_fields(c, o);
   return std::make_shared<DenseLayer>(detail::required_field(c, "units", "Dense").get<int64_t>(), o);
 }
 
@@ -109,6 +111,11 @@ LayerRef<ActivationLayer> Activation(std::string activation, ActivationOptions o
 
 // Dropout -----------------------------------------------------------------------------------------
 
+template <typename F>
+void fields(DropoutOptions& o, F&& f) {
+  f("seed", o.seed);
+}
+
 DropoutLayer::DropoutLayer(double rate, DropoutOptions options)
     : Layer(common_options(options), "Dropout"), rate_(rate), options_(std::move(options)) {
   MF_CHECK(rate >= 0.0 && rate < 1.0, "Dropout: rate must be in [0, 1), got ", rate);
@@ -126,14 +133,14 @@ Json DropoutLayer::get_config() const {
   Json c = Layer::get_config();
   c["rate"] = rate_;
   c["noise_shape"] = nullptr;
-  c["seed"] = options_.seed ? Json(*options_.seed) : Json(nullptr);
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<DropoutLayer> DropoutLayer::from_config(const Json& c) {
   DropoutOptions o;
   read_common(c, o);
-  if (c.contains("seed") && c["seed"].is_number_integer()) o.seed = c["seed"].get<uint64_t>();
+  detail::read_fields(c, o);
   return std::make_shared<DropoutLayer>(detail::required_field(c, "rate", "Dropout").get<double>(), o);
 }
 

@@ -2,9 +2,19 @@
 #include "meshflow/models/layers/embedding.h"
 
 #include "common.h"
+#include "config_fields.h"
 #include "meshflow/core/ops/nn.h"
 
 namespace meshflow::layers {
+
+// The options an Embedding config holds (Note [One field list per options struct]).
+template <typename F>
+void fields(EmbeddingOptions& o, F&& f) {
+  f("embeddings_initializer", o.embeddings_initializer);
+  f("embeddings_regularizer", o.embeddings_regularizer);
+  f("mask_zero", o.mask_zero);
+  f("input_length", detail::NullIfNegative{o.input_length});
+}
 
 EmbeddingLayer::EmbeddingLayer(int64_t input_dim, int64_t output_dim, EmbeddingOptions options)
     : Layer(detail::common_options(options), "Embedding"), input_dim_(input_dim), output_dim_(output_dim),
@@ -35,20 +45,14 @@ Json EmbeddingLayer::get_config() const {
   Json c = Layer::get_config();
   c["input_dim"] = input_dim_;
   c["output_dim"] = output_dim_;
-  c["embeddings_initializer"] = options_.embeddings_initializer;
-  c["embeddings_regularizer"] = detail::regularizer_config(options_.embeddings_regularizer);
-  c["mask_zero"] = options_.mask_zero;
-  c["input_length"] = options_.input_length < 0 ? Json(nullptr) : Json(options_.input_length);
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<EmbeddingLayer> EmbeddingLayer::from_config(const Json& c) {
   EmbeddingOptions o;
   detail::read_common(c, o);
-  o.embeddings_initializer = c.value("embeddings_initializer", o.embeddings_initializer);
-  o.embeddings_regularizer = detail::regularizer_from_config(c.value("embeddings_regularizer", Json()));
-  o.mask_zero = c.value("mask_zero", false);
-  if (c.contains("input_length") && c["input_length"].is_number_integer()) o.input_length = c["input_length"];
+  detail::read_fields(c, o);
   return std::make_shared<EmbeddingLayer>(detail::required_field(c, "input_dim", "Embedding").get<int64_t>(),
                                           detail::required_field(c, "output_dim", "Embedding").get<int64_t>(), o);
 }

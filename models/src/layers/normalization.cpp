@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "config_fields.h"
 #include "meshflow/core/ops/norm.h"
 
 namespace meshflow::layers {
@@ -12,6 +13,22 @@ using detail::common_options;
 using detail::read_common;
 
 // BatchNormalization ------------------------------------------------------------------------------
+
+// The options a BatchNormalization config holds (Note [One field list per options struct]).
+template <typename F>
+void fields(BatchNormalizationOptions& o, F&& f) {
+  f("axis", detail::FirstOfList{o.axis});
+  f("momentum", o.momentum);
+  f("epsilon", o.epsilon);
+  f("center", o.center);
+  f("scale", o.scale);
+  f("beta_initializer", o.beta_initializer);
+  f("gamma_initializer", o.gamma_initializer);
+  f("moving_mean_initializer", o.moving_mean_initializer);
+  f("moving_variance_initializer", o.moving_variance_initializer);
+  f("beta_regularizer", o.beta_regularizer);
+  f("gamma_regularizer", o.gamma_regularizer);
+}
 
 BatchNormalizationLayer::BatchNormalizationLayer(BatchNormalizationOptions options)
     : Layer(common_options(options), "BatchNormalization"), options_(std::move(options)) {
@@ -53,34 +70,14 @@ Tensor BatchNormalizationLayer::call(const Tensor& input) {
 
 Json BatchNormalizationLayer::get_config() const {
   Json c = Layer::get_config();
-  c["axis"] = options_.axis;
-  c["momentum"] = options_.momentum;
-  c["epsilon"] = options_.epsilon;
-  c["center"] = options_.center;
-  c["scale"] = options_.scale;
-  c["beta_initializer"] = options_.beta_initializer;
-  c["gamma_initializer"] = options_.gamma_initializer;
-  c["moving_mean_initializer"] = options_.moving_mean_initializer;
-  c["moving_variance_initializer"] = options_.moving_variance_initializer;
-  c["beta_regularizer"] = detail::regularizer_config(options_.beta_regularizer);
-  c["gamma_regularizer"] = detail::regularizer_config(options_.gamma_regularizer);
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<BatchNormalizationLayer> BatchNormalizationLayer::from_config(const Json& c) {
   BatchNormalizationOptions o;
   read_common(c, o);
-  if (c.contains("axis")) o.axis = c["axis"].is_array() ? c["axis"].at(0).get<int64_t>() : c["axis"].get<int64_t>();
-  o.momentum = c.value("momentum", o.momentum);
-  o.epsilon = c.value("epsilon", o.epsilon);
-  o.center = c.value("center", o.center);
-  o.scale = c.value("scale", o.scale);
-  o.beta_initializer = c.value("beta_initializer", o.beta_initializer);
-  o.gamma_initializer = c.value("gamma_initializer", o.gamma_initializer);
-  o.moving_mean_initializer = c.value("moving_mean_initializer", o.moving_mean_initializer);
-  o.moving_variance_initializer = c.value("moving_variance_initializer", o.moving_variance_initializer);
-  o.beta_regularizer = detail::regularizer_from_config(c.value("beta_regularizer", Json()));
-  o.gamma_regularizer = detail::regularizer_from_config(c.value("gamma_regularizer", Json()));
+  detail::read_fields(c, o);
   return std::make_shared<BatchNormalizationLayer>(o);
 }
 
@@ -89,6 +86,18 @@ LayerRef<BatchNormalizationLayer> BatchNormalization(BatchNormalizationOptions o
 }
 
 // LayerNormalization ------------------------------------------------------------------------------
+
+template <typename F>
+void fields(LayerNormalizationOptions& o, F&& f) {
+  f("axis", o.axis);
+  f("epsilon", o.epsilon);
+  f("center", o.center);
+  f("scale", o.scale);
+  f("beta_initializer", o.beta_initializer);
+  f("gamma_initializer", o.gamma_initializer);
+  f("beta_regularizer", o.beta_regularizer);
+  f("gamma_regularizer", o.gamma_regularizer);
+}
 
 LayerNormalizationLayer::LayerNormalizationLayer(LayerNormalizationOptions options)
     : Layer(common_options(options), "LayerNormalization"), options_(std::move(options)) {
@@ -131,29 +140,14 @@ Tensor LayerNormalizationLayer::call(const Tensor& input) {
 
 Json LayerNormalizationLayer::get_config() const {
   Json c = Layer::get_config();
-  c["axis"] = options_.axis;
-  c["epsilon"] = options_.epsilon;
-  c["center"] = options_.center;
-  c["scale"] = options_.scale;
-  c["beta_initializer"] = options_.beta_initializer;
-  c["gamma_initializer"] = options_.gamma_initializer;
-  c["beta_regularizer"] = detail::regularizer_config(options_.beta_regularizer);
-  c["gamma_regularizer"] = detail::regularizer_config(options_.gamma_regularizer);
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<LayerNormalizationLayer> LayerNormalizationLayer::from_config(const Json& c) {
   LayerNormalizationOptions o;
   read_common(c, o);
-  if (c.contains("axis"))
-    o.axis = c["axis"].is_array() ? c["axis"].get<std::vector<int64_t>>() : std::vector<int64_t>{c["axis"].get<int64_t>()};
-  o.epsilon = c.value("epsilon", o.epsilon);
-  o.center = c.value("center", o.center);
-  o.scale = c.value("scale", o.scale);
-  o.beta_initializer = c.value("beta_initializer", o.beta_initializer);
-  o.gamma_initializer = c.value("gamma_initializer", o.gamma_initializer);
-  o.beta_regularizer = detail::regularizer_from_config(c.value("beta_regularizer", Json()));
-  o.gamma_regularizer = detail::regularizer_from_config(c.value("gamma_regularizer", Json()));
+  detail::read_fields(c, o);
   return std::make_shared<LayerNormalizationLayer>(o);
 }
 

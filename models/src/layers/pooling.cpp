@@ -2,6 +2,7 @@
 #include "meshflow/models/layers/pooling.h"
 
 #include "common.h"
+#include "config_fields.h"
 #include "meshflow/core/ops/conv.h"
 #include "meshflow/core/ops/reduce.h"
 #include "meshflow/core/ops/shape.h"
@@ -28,6 +29,13 @@ const char* global_class(GlobalPoolingLayer::Kind k) {
 
 // Pooling2D ---------------------------------------------------------------------------------------
 
+// The options a pooling config holds (Note [One field list per options struct]).
+template <typename F>
+void fields(Pooling2DOptions& o, F&& f) {
+  f("padding", o.padding);
+  f("strides", detail::NullIsDefault{o.strides});
+}
+
 Pooling2DLayer::Pooling2DLayer(Kind kind, Int2 pool_size, Pooling2DOptions options)
     : Layer(common_options(options), pooling_class(kind)), kind_(kind), pool_size_(pool_size),
       options_(std::move(options)) {
@@ -49,17 +57,15 @@ Tensor Pooling2DLayer::call(const Tensor& x) {
 Json Pooling2DLayer::get_config() const {
   Json c = Layer::get_config();
   c["pool_size"] = detail::int2_config(pool_size_);
-  c["padding"] = options_.padding;
-  c["strides"] = detail::int2_config(options_.strides);
   c["data_format"] = "channels_last";
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::pair<Int2, Pooling2DOptions> Pooling2DLayer::read_config(const Json& c) {
   Pooling2DOptions o;
   read_common(c, o);
-  o.padding = c.value("padding", o.padding);
-  if (c.contains("strides") && !c["strides"].is_null()) o.strides = detail::int2_from_config(c["strides"]);
+  detail::read_fields(c, o);
   Int2 pool = c.contains("pool_size") ? detail::int2_from_config(c["pool_size"]) : Int2(2);
   return {pool, o};
 }
@@ -87,6 +93,11 @@ LayerRef<AveragePooling2DLayer> AveragePooling2D(Int2 pool_size, Pooling2DOption
 
 // Global pooling ----------------------------------------------------------------------------------
 
+template <typename F>
+void fields(GlobalPoolingOptions& o, F&& f) {
+  f("keepdims", o.keepdims);
+}
+
 GlobalPoolingLayer::GlobalPoolingLayer(Kind kind, GlobalPoolingOptions options)
     : Layer(common_options(options), global_class(kind)), kind_(kind), options_(std::move(options)) {}
 
@@ -108,14 +119,14 @@ Tensor GlobalPoolingLayer::call(const Tensor& x) {
 Json GlobalPoolingLayer::get_config() const {
   Json c = Layer::get_config();
   c["data_format"] = "channels_last";
-  c["keepdims"] = options_.keepdims;
+  detail::write_fields(c, options_);
   return c;
 }
 
 GlobalPoolingOptions GlobalPoolingLayer::read_config(const Json& c) {
   GlobalPoolingOptions o;
   read_common(c, o);
-  o.keepdims = c.value("keepdims", false);
+  detail::read_fields(c, o);
   return o;
 }
 

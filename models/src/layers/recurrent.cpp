@@ -2,6 +2,7 @@
 // recurrent matmul per step) and each cell's step.
 #include "meshflow/models/layers/recurrent.h"
 
+#include "layers/config_fields.h"
 #include "layers/sequence_ops.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/init.h"
@@ -36,26 +37,31 @@ LayerOptions layer_options_of(const Options& o) {
   return {.name = o.name, .trainable = o.trainable, .dtype = o.dtype};
 }
 
+// The options a recurrent config holds (Note [One field list per options struct]): one list for
+// RecurrentSettings, which get_config writes, and the three options structs, which from_config
+// reads. SimpleRNN has no recurrent_activation option, though its config writes "sigmoid".
+template <typename O, typename F>
+void recurrent_fields(O& o, F&& f) {
+  f("activation", o.activation);
+  if constexpr (requires { o.recurrent_activation; }) f("recurrent_activation", o.recurrent_activation);
+  f("use_bias", o.use_bias);
+  f("kernel_initializer", o.kernel_initializer);
+  f("recurrent_initializer", o.recurrent_initializer);
+  f("bias_initializer", o.bias_initializer);
+  f("dropout", o.dropout);
+  f("recurrent_dropout", o.recurrent_dropout);
+  f("return_sequences", o.return_sequences);
+  f("return_state", o.return_state);
+  f("go_backwards", o.go_backwards);
+  f("zero_output_for_mask", o.zero_output_for_mask);
+}
+
 // Reads the fields get_config wrote (missing ones keep their defaults).
 template <typename Options>
 Options options_from_config(const Json& c) {
   Options o;
-  o.activation = c.value("activation", o.activation);
-  if constexpr (requires { o.recurrent_activation; })
-    o.recurrent_activation = c.value("recurrent_activation", o.recurrent_activation);
-  o.use_bias = c.value("use_bias", o.use_bias);
-  o.kernel_initializer = c.value("kernel_initializer", o.kernel_initializer);
-  o.recurrent_initializer = c.value("recurrent_initializer", o.recurrent_initializer);
-  o.bias_initializer = c.value("bias_initializer", o.bias_initializer);
-  o.dropout = c.value("dropout", o.dropout);
-  o.recurrent_dropout = c.value("recurrent_dropout", o.recurrent_dropout);
-  o.return_sequences = c.value("return_sequences", o.return_sequences);
-  o.return_state = c.value("return_state", o.return_state);
-  o.go_backwards = c.value("go_backwards", o.go_backwards);
-  o.zero_output_for_mask = c.value("zero_output_for_mask", o.zero_output_for_mask);
-  o.name = c.value("name", o.name);
-  o.trainable = c.value("trainable", o.trainable);
-  o.dtype = dtype_from_name(c.value("dtype", std::string(dtype_name(o.dtype))));
+  detail::read_fields(c, o);
+  detail::read_common_strict(c, o);
   return o;
 }
 
@@ -63,6 +69,24 @@ Options options_from_config(const Json& c) {
 Tensor step_mask(const Tensor& mask, int64_t t) { return mask.slice(1, t, t + 1); }
 
 }  // namespace
+
+// What write_fields and read_fields walk for each struct.
+template <typename F>
+void fields(RecurrentSettings& o, F&& f) {
+  recurrent_fields(o, f);
+}
+template <typename F>
+void fields(SimpleRNNOptions& o, F&& f) {
+  recurrent_fields(o, f);
+}
+template <typename F>
+void fields(LSTMOptions& o, F&& f) {
+  recurrent_fields(o, f);
+}
+template <typename F>
+void fields(GRUOptions& o, F&& f) {
+  recurrent_fields(o, f);
+}
 
 // RecurrentLayer ---------------------------------------------------------------------------------
 
@@ -208,18 +232,7 @@ Tensors RecurrentLayer::call(const Tensors& inputs) {
 Json RecurrentLayer::get_config() const {
   Json c = Layer::get_config();
   c["units"] = units_;
-  c["activation"] = settings_.activation;
-  c["recurrent_activation"] = settings_.recurrent_activation;
-  c["use_bias"] = settings_.use_bias;
-  c["kernel_initializer"] = settings_.kernel_initializer;
-  c["recurrent_initializer"] = settings_.recurrent_initializer;
-  c["bias_initializer"] = settings_.bias_initializer;
-  c["dropout"] = settings_.dropout;
-  c["recurrent_dropout"] = settings_.recurrent_dropout;
-  c["return_sequences"] = settings_.return_sequences;
-  c["return_state"] = settings_.return_state;
-  c["go_backwards"] = settings_.go_backwards;
-  c["zero_output_for_mask"] = settings_.zero_output_for_mask;
+  detail::write_fields(c, settings_);
   return c;
 }
 

@@ -2,6 +2,7 @@
 // embeddings, composed from core ops and the MultiHeadAttention layer.
 #include "meshflow/models/layers/transformer.h"
 
+#include "layers/config_fields.h"
 #include "layers/sequence_ops.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/init.h"
@@ -16,6 +17,19 @@
 namespace meshflow::layers {
 
 // TransformerEncoder ------------------------------------------------------------------------------
+
+// The options a TransformerEncoder config holds (Note [One field list per options struct]).
+template <typename F>
+void fields(TransformerEncoderOptions& o, F&& f) {
+  f("key_dim", o.key_dim);
+  f("dropout", o.dropout);
+  f("activation", o.activation);
+  f("layer_norm_epsilon", o.layer_norm_epsilon);
+  f("normalize_first", o.normalize_first);
+  f("use_causal_mask", o.use_causal_mask);
+  f("kernel_initializer", o.kernel_initializer);
+  f("bias_initializer", o.bias_initializer);
+}
 
 TransformerEncoderLayer::TransformerEncoderLayer(int64_t num_heads, int64_t ff_dim, TransformerEncoderOptions o)
     : Layer({.name = o.name, .trainable = o.trainable, .dtype = o.dtype}, "TransformerEncoder"),
@@ -121,30 +135,14 @@ Json TransformerEncoderLayer::get_config() const {
   Json c = Layer::get_config();
   c["num_heads"] = num_heads_;
   c["ff_dim"] = ff_dim_;
-  c["key_dim"] = options_.key_dim;
-  c["dropout"] = options_.dropout;
-  c["activation"] = options_.activation;
-  c["layer_norm_epsilon"] = options_.layer_norm_epsilon;
-  c["normalize_first"] = options_.normalize_first;
-  c["use_causal_mask"] = options_.use_causal_mask;
-  c["kernel_initializer"] = options_.kernel_initializer;
-  c["bias_initializer"] = options_.bias_initializer;
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<TransformerEncoderLayer> TransformerEncoderLayer::from_config(const Json& c) {
   TransformerEncoderOptions o;
-  o.key_dim = c.value("key_dim", o.key_dim);
-  o.dropout = c.value("dropout", o.dropout);
-  o.activation = c.value("activation", o.activation);
-  o.layer_norm_epsilon = c.value("layer_norm_epsilon", o.layer_norm_epsilon);
-  o.normalize_first = c.value("normalize_first", o.normalize_first);
-  o.use_causal_mask = c.value("use_causal_mask", o.use_causal_mask);
-  o.kernel_initializer = c.value("kernel_initializer", o.kernel_initializer);
-  o.bias_initializer = c.value("bias_initializer", o.bias_initializer);
-  o.name = c.value("name", o.name);
-  o.trainable = c.value("trainable", o.trainable);
-  o.dtype = dtype_from_name(c.value("dtype", std::string(dtype_name(o.dtype))));
+  detail::read_fields(c, o);
+  detail::read_common_strict(c, o);
   return std::make_shared<TransformerEncoderLayer>(c.at("num_heads").get<int64_t>(), c.at("ff_dim").get<int64_t>(), o);
 }
 
@@ -153,6 +151,12 @@ LayerRef<TransformerEncoderLayer> TransformerEncoder(int64_t num_heads, int64_t 
 }
 
 // TokenAndPositionEmbedding ----------------------------------------------------------------------
+
+template <typename F>
+void fields(TokenAndPositionEmbeddingOptions& o, F&& f) {
+  f("mask_zero", o.mask_zero);
+  f("embeddings_initializer", o.embeddings_initializer);
+}
 
 TokenAndPositionEmbeddingLayer::TokenAndPositionEmbeddingLayer(int64_t vocabulary_size, int64_t max_length, int64_t dim,
                                                                TokenAndPositionEmbeddingOptions o)
@@ -188,18 +192,14 @@ Json TokenAndPositionEmbeddingLayer::get_config() const {
   c["vocabulary_size"] = vocabulary_size_;
   c["max_length"] = max_length_;
   c["dim"] = dim_;
-  c["mask_zero"] = options_.mask_zero;
-  c["embeddings_initializer"] = options_.embeddings_initializer;
+  detail::write_fields(c, options_);
   return c;
 }
 
 std::shared_ptr<TokenAndPositionEmbeddingLayer> TokenAndPositionEmbeddingLayer::from_config(const Json& c) {
   TokenAndPositionEmbeddingOptions o;
-  o.mask_zero = c.value("mask_zero", o.mask_zero);
-  o.embeddings_initializer = c.value("embeddings_initializer", o.embeddings_initializer);
-  o.name = c.value("name", o.name);
-  o.trainable = c.value("trainable", o.trainable);
-  o.dtype = dtype_from_name(c.value("dtype", std::string(dtype_name(o.dtype))));
+  detail::read_fields(c, o);
+  detail::read_common_strict(c, o);
   return std::make_shared<TokenAndPositionEmbeddingLayer>(
       c.at("vocabulary_size").get<int64_t>(), c.at("max_length").get<int64_t>(), c.at("dim").get<int64_t>(), o);
 }
