@@ -1,9 +1,12 @@
 // Saving models: weights by name, mismatch errors, checkpoints with optimizer state, and
 // save_model/load_model rebuilding functional and Sequential models of registered layers.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "meshflow/models/saving.h"
 #include "saving_layers.h"
@@ -241,5 +244,58 @@ TEST(SaveModel, BuiltInLayersConvDenseAndBatchNormRoundTrip) {
   auto seq2 = load_model(dir + "/seq");
   Tensor xs = mf_test::random_tensor({3, 6}, 42, -1, 1, DType::F32);
   EXPECT_TRUE(mf_test::tensors_near(seq2->predict_on_batch(xs)[0], seq->predict_on_batch(xs)[0], 0, 0));
+  fs::remove_all(dir);
+}
+
+// Note [Whole saves]: a save killed at any moment leaves the previous save or the new one, never
+// files of both; the next save removes what the killed one left. Two models whose every weight is
+// 1 (optimizer step 11) or 2 (step 22) are saved in turn by a child killed at random moments.
+TEST(SaveModel, KilledAtRandomMomentsTheFolderHoldsOneWholeSave) {
+  auto dir = mf_test::temp_folder("model_kill");
+  const std::string target = dir + "/m";
+  auto make = [](double value, int64_t step) {
+    auto m = mlp(512);  // 2.6k weights and Adam's two slots each: several writes per save
+    m->compile({.optimizer = "adam", .loss = "mse"});
+    m->train_on_batch({batch_x(1)}, {mf_test::random_tensor({6, 3}, 2, -1, 1, DType::F32)});
+    for (auto& w : m->weights()) w.assign(full(w.shape(), value, {.dtype = w.dtype()}));
+    m->optimizer()->set_iterations(step);
+    return m;
+  };
+  auto one = make(1.0, 11), two = make(2.0, 22);
+  one->save(target);
+  std::mt19937 rng(7);
+  int seen[3] = {0, 0, 0};
+  for (int round = 0; round < 20; ++round) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      for (int k = round;; ++k) (k % 2 ? two : one)->save(target);
+    }
+    ::usleep(std::uniform_int_distribution<int>(200, 40000)(rng));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    auto back = load_model(target);
+    const double v = back->weights()[0].to_vector<float>()[0];
+    ASSERT_TRUE(v == 1.0 || v == 2.0) << "round " << round << ": weight " << v;
+    for (const auto& w : back->weights())
+      for (float x : w.to_vector<float>()) ASSERT_EQ(x, v) << "round " << round << ": weights of two saves";
+    EXPECT_EQ(back->optimizer()->iterations(), v == 1.0 ? 11 : 22) << "round " << round;
+    ++seen[static_cast<int>(v)];
+  }
+  EXPECT_GT(seen[1] + seen[2], 0);
+  // What the killed saves left beside the target goes with the next save.
+  two->save(target);
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(dir)) entries.push_back(e.path().filename().string());
+  EXPECT_EQ(entries, std::vector<std::string>{"m"});
+  EXPECT_EQ(load_model(target)->optimizer()->iterations(), 22);
+  // A folder that holds something else is never replaced.
+  std::ofstream(dir + "/notes.txt") << "mine";
+  fs::create_directories(dir + "/other");
+  std::ofstream(dir + "/other/notes.txt") << "mine";
+  EXPECT_MF_ERROR(one->save(dir + "/other"), "holds something other than a saved model");
+  EXPECT_TRUE(fs::exists(dir + "/other/notes.txt"));
   fs::remove_all(dir);
 }

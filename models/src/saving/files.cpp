@@ -1,7 +1,9 @@
-// Atomic file writes (temporary file, fsync, rename, fsync of the folder) and whole-file reads.
+// Atomic file writes (temporary file, fsync, rename, fsync of the folder), whole-folder saves
+// (Note [Whole saves]) and whole-file reads.
 #include "saving/files.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +37,90 @@ void make_folder(const std::string& folder) {
   std::error_code ec;
   std::filesystem::create_directories(folder, ec);
   MF_CHECK(!ec && std::filesystem::is_directory(folder), "cannot create the folder '", folder, "': ", ec.message());
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The target as an absolute path without a trailing separator ("out/model/" -> /cwd/out/model).
+fs::path normalized(const std::string& target) {
+  fs::path p = fs::absolute(fs::path(target)).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+void fsync_dir(const fs::path& dir) {
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd < 0) return;
+  ::fsync(dfd);
+  ::close(dfd);
+}
+
+}  // namespace
+
+StagedFolder::StagedFolder(const std::string& target) {
+  const fs::path t = normalized(target);
+  MF_CHECK(!t.filename().empty() && t.has_parent_path(), "save_model: '", target, "' cannot be a save folder");
+  target_ = t.string();
+  const fs::path parent = t.parent_path();
+  make_folder(parent.string());
+  std::error_code ec;
+  if (fs::exists(t, ec)) {
+    MF_CHECK(fs::is_directory(t, ec), "save_model: '", target, "' exists and is not a folder");
+    MF_CHECK(fs::exists(t / "config.json", ec) || fs::is_empty(t, ec), "save_model: '", target,
+             "' exists and holds something other than a saved model (no config.json); save_model replaces the ",
+             "whole folder, so choose a new or empty one");
+  }
+  // Leftovers of killed saves of this target (Note [Whole saves]).
+  const std::string name = t.filename().string();
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string n = e.path().filename().string();
+    if (starts_with(n, "." + name + ".saving-") || starts_with(n, "." + name + ".old-")) fs::remove_all(e.path(), ec);
+  }
+  std::string pattern = (parent / ("." + name + ".saving-XXXXXX")).string();
+  MF_CHECK(::mkdtemp(pattern.data()) != nullptr, "save_model: cannot create a staging folder beside '", target,
+           "': ", std::strerror(errno));
+  // mkdtemp makes it private (0700); a saved model folder is readable as other folders are.
+  fs::permissions(pattern, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                               fs::perms::others_read | fs::perms::others_exec, ec);
+  staging_ = pattern;
+}
+
+StagedFolder::~StagedFolder() {
+  if (published_ || staging_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+}
+
+std::string StagedFolder::file(const std::string& name) const { return (fs::path(staging_) / name).string(); }
+
+void StagedFolder::publish() {
+  MF_CHECK(!published_, "save_model: the staged folder was published already");
+  const fs::path t(target_), parent = t.parent_path();
+  fsync_dir(staging_);
+  std::error_code ec;
+  if (!fs::exists(t, ec)) {
+    MF_CHECK(::rename(staging_.c_str(), target_.c_str()) == 0, "save_model: cannot move the staged save to '",
+             target_, "': ", std::strerror(errno));
+  } else if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) == 0) {
+    fs::remove_all(staging_, ec);  // the old save, now under the staging name
+  } else {
+    // No exchange on this file system: the old folder steps aside, then the new one moves in.
+    std::string aside = (parent / ("." + t.filename().string() + ".old-XXXXXX")).string();
+    MF_CHECK(::mkdtemp(aside.data()) != nullptr, "save_model: cannot create a folder beside '", target_, "': ",
+             std::strerror(errno));
+    fs::remove(aside, ec);
+    MF_CHECK(::rename(target_.c_str(), aside.c_str()) == 0, "save_model: cannot move the old save '", target_,
+             "' aside: ", std::strerror(errno));
+    MF_CHECK(::rename(staging_.c_str(), target_.c_str()) == 0, "save_model: cannot move the staged save to '",
+             target_, "': ", std::strerror(errno));
+    fs::remove_all(aside, ec);
+  }
+  published_ = true;
+  fsync_dir(parent);
 }
 
 }  // namespace saving
