@@ -122,8 +122,26 @@ std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Js
     }
     f = it->second;
   }
-  return f(config);
+  auto layer = f(config);
+  // Note [Layer placement]: a saved placement comes back unless load_model was given a device.
+  if (const Device* d = detail::LoadDevice::current()) {
+    layer->set_device(*d);
+  } else if (config.is_object() && config.contains("device")) {
+    layer->set_device(Device(config["device"].get<std::string>()));
+  }
+  return layer;
 }
+
+namespace detail {
+namespace {
+thread_local const Device* t_load_device = nullptr;
+}
+LoadDevice::LoadDevice(std::optional<Device> device) : device_(device.value_or(Device())), outer_(t_load_device) {
+  if (device) t_load_device = &device_;
+}
+LoadDevice::~LoadDevice() { t_load_device = outer_; }
+const Device* LoadDevice::current() { return t_load_device; }
+}  // namespace detail
 
 // Layer -------------------------------------------------------------------------------------------
 
@@ -192,6 +210,11 @@ Tensors Layer::operator()(const Tensors& inputs) {
     auto self = weak_from_this().lock();
     parent->track_layer(self ? self : non_owning(this));
   }
+  // Note [Layer placement]: the scope of the first call places the layer for good.
+  if (!device_ && !built_)
+    if (const Device* d = DeviceScope::current()) device_ = *d;
+  std::optional<DeviceScope> on;
+  if (device_) on.emplace(*device_);
   if (symbolic) return call_symbolic(inputs);
   maybe_build(inputs);
   CallFrame frame(this);
@@ -238,7 +261,7 @@ Tensors Layer::call_symbolic(const Tensors& inputs) {
     // The graph owns its layers: a model keeps working after the caller drops its handles.
     outs = record_composite(class_name(), [self](const std::vector<Tensor>& ins) {
       return (*self)(Tensors(ins)).list();
-    }, inputs.list(), metas, self, Attrs{{"call_index", symbolic_calls_++}});
+    }, inputs.list(), metas, self, Attrs{{"call_index", symbolic_calls_++}}, traced.list());
   }
   Tensors result;
   for (size_t i = 0; i < outs.size(); ++i) result.push_back(outs[i], traced.names()[i]);
@@ -388,7 +411,9 @@ void Layer::clear_losses() {
 }
 
 Json Layer::get_config() const {
-  return Json{{"name", name()}, {"trainable", trainable_}, {"dtype", dtype_name(dtype_)}};
+  Json c{{"name", name()}, {"trainable", trainable_}, {"dtype", dtype_name(dtype_)}};
+  if (device_) c["device"] = device_->str();  // only placed layers: Keras configs have no device
+  return c;
 }
 
 bool Layer::training() { return t_training; }

@@ -85,7 +85,8 @@ void Model::summary(std::ostream& os) const {
     }
     for (size_t i = 0; i < g.inputs().size(); ++i) {
       const auto& v = g.values()[g.inputs()[i]];
-      rows.push_back({{input_names_[i] + " (InputLayer)", keras_shape(v.meta.shape), "0", ""}, {}});
+      // tf.keras 2 prints an InputLayer's output as a list of one shape: [(None, 4)].
+      rows.push_back({{input_names_[i] + " (InputLayer)", "[" + keras_shape(v.meta.shape) + "]", "0", ""}, {}});
     }
     for (const auto& l : layers()) {
       const auto& c = connections[l.get()];
@@ -125,6 +126,12 @@ void Model::summary(std::ostream& os) const {
   os << "Trainable params: " << with_commas(trainable) << "\n";
   os << "Non-trainable params: " << with_commas(non_trainable) << "\n";
   os << std::string(width, '_') << "\n";
+  // Placed layers (Note [Layer placement]): Keras has no column for it, so a note under the table.
+  std::string placed;
+  auto* seq = dynamic_cast<const Sequential*>(this);
+  for (const auto& l : functional ? layers() : (seq ? seq->stack() : sublayers()))
+    if (l->device()) placed += (placed.empty() ? "" : ", ") + l->name() + " on " + l->device()->str();
+  if (!placed.empty()) os << "Devices: " << placed << "\n";
 }
 
 }  // namespace meshflow

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,15 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // The training flag layers read in call() (Dropout, BatchNormalization); fit() sets it.
   static bool training();
 
+  // Note [Layer placement]
+  // Where the layer creates its weights and runs: the DeviceScope open at its first call (as
+  // tf.device around a Keras layer call), or set_device(). Every later call, including the
+  // replays of a functional graph inside fit(), runs under that device; inputs from elsewhere
+  // are copied to it and their gradients copied back (call_op), and the optimizer updates each
+  // weight where it lives. Unset: the layer follows the current scope and its inputs.
+  const std::optional<Device>& device() const { return device_; }
+  void set_device(std::optional<Device> device) { device_ = device; }
+
  protected:
   // Called by operator() before the first call; the default calls build(input shapes).
   void maybe_build(const Tensors& inputs);
@@ -136,6 +146,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Tensor> losses_;
   std::vector<Shape> input_shapes_, output_shapes_;
   int64_t symbolic_calls_ = 0;  // numbers the layer's nodes in functional graphs ("dense[1][0]")
+  std::optional<Device> device_;  // Note [Layer placement]
 };
 
 // Sets the training flag for the calls inside it (thread-local).
@@ -178,8 +189,26 @@ LayerRef<L> make_layer(Args&&... args) {
 // The layer registry: from_config rebuilds layers, built-in and custom, by class name.
 using LayerFactory = std::function<std::shared_ptr<Layer>(const Json& config)>;
 void register_layer(const std::string& class_name, LayerFactory factory);
+// A config's "device" (Note [Layer placement]) places the layer it makes, unless a LoadDevice is
+// open: then every layer goes to that device.
 std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Json& config);
 bool layer_registered(const std::string& class_name);
+
+namespace detail {
+// RAII: while alive, layer_from_config places every layer on `device` (nullopt: as saved).
+class LoadDevice {
+ public:
+  explicit LoadDevice(std::optional<Device> device);
+  ~LoadDevice();
+  LoadDevice(const LoadDevice&) = delete;
+  LoadDevice& operator=(const LoadDevice&) = delete;
+  static const Device* current();
+
+ private:
+  Device device_;
+  const Device* outer_;
+};
+}  // namespace detail
 
 // Keras's automatic names: "Dense" -> "dense", "dense_1", ...; "MultiHeadAttention" ->
 // "multi_head_attention". reset_layer_names() restarts the counters (Keras's clear_session).

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,10 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
 // (optimizer with its learning rate, losses, metrics, loss weights) with the optimizer's slots
 // and step, so fit() continues where the saved run stopped. Errors name the file and what is
 // wrong (missing, truncated, unknown layer class, unknown optimizer or loss).
-std::shared_ptr<Model> load_model(const std::string& folder, bool compile = true);
+// Layers placed on devices (Note [Layer placement]) come back on them; `device` loads every layer
+// on that one device instead (a model saved over two GPUs, loaded on a CPU-only machine).
+std::shared_ptr<Model> load_model(const std::string& folder, bool compile = true,
+                                  std::optional<Device> device = std::nullopt);
 
 // Weights only, one safetensors file, tensors named by variable name ("dense/kernel").
 void save_weights(const Layer& layer, const std::string& path);
