@@ -2,6 +2,7 @@
 #include "comm_util.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <type_traits>
 
@@ -53,8 +54,16 @@ void check_reduce_dtype(const Tensor& t, ReduceOp op, const std::string& what) {
 
 Tensor contiguous_input(const Tensor& t) { return t.is_contiguous() ? t : t.contiguous(); }
 
+namespace {
+std::atomic<bool> g_mpi_failed{false};
+}
+
+void note_mpi_failure() { g_mpi_failed.store(true); }
+bool mpi_failed() { return g_mpi_failed.load(); }
+
 void throw_timeout(const std::string& what, const std::string& tensor, int rank, int size, const std::string& backend,
                    std::chrono::milliseconds waited, std::chrono::milliseconds timeout, const std::string& detail) {
+  if (backend == "mpi") note_mpi_failure();
   MF_THROW(what, " on tensor ", tensor, " timed out on rank ", rank, " of ", size, " after ", waited.count(),
            " ms (timeout ", timeout.count(), " ms, backend ", backend, "): ", detail,
            ". Hint: every rank must call the same collectives in the same order; a rank may have died or hung,"

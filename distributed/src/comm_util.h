@@ -21,7 +21,16 @@ void check_reduce_dtype(const Tensor& t, ReduceOp op, const std::string& what);
 // A contiguous version of t (itself when already contiguous).
 Tensor contiguous_input(const Tensor& t);
 
-// The error a Work throws when its peers do not arrive in time.
+// Note [Ending a failed job]
+// MPI cannot cancel a collective: after one timed out or failed on this process, MPI_Finalize
+// would wait for it forever (the rank it waits for is dead, stopped or elsewhere), so the job
+// would never end. Such a failure is recorded here; the communicator then leaves its progress
+// thread without a grace period, and at exit the MPI runtime calls MPI_Abort, after flushing
+// output, instead of MPI_Finalize: mpirun (and meshflow-run) end at once, killing the others.
+void note_mpi_failure();
+bool mpi_failed();
+
+// The error a Work throws when its peers do not arrive in time (an mpi one is noted).
 [[noreturn]] void throw_timeout(const std::string& what, const std::string& tensor, int rank, int size,
                                 const std::string& backend, std::chrono::milliseconds waited,
                                 std::chrono::milliseconds timeout, const std::string& detail);

@@ -49,7 +49,10 @@ void QueuedWork::wait(std::chrono::milliseconds timeout) {
                   explain_timeout ? explain_timeout()
                                   : "some rank did not reach this call or an earlier one (MPI does not say which)");
   }
-  if (!error_.empty()) MF_THROW(name_, " on tensor ", tensor_, " failed on rank ", rank_, ": ", error_);
+  if (!error_.empty()) {
+    note_mpi_failure();  // the queue runs the mpi backend's collectives (Note [Ending a failed job])
+    MF_THROW(name_, " on tensor ", tensor_, " failed on rank ", rank_, ": ", error_);
+  }
 }
 
 ProgressQueue::ProgressQueue() : thread_(&ProgressQueue::loop, shared_) {}

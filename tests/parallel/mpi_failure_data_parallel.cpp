@@ -1,8 +1,12 @@
-// Under mpirun: rank 1 throws, hangs or dies mid-fit (argv[1]: throw | hang | exit); every other
+// Under mpirun: rank 1 throws, hangs, dies, is stopped (SIGSTOP) or killed (SIGKILL) mid-fit
+// (argv[1]: throw | hang | exit | stop | kill); every other
 // rank's fit fails within the communicator timeout with an error naming rank 1, its host and the
 // collective. ctest judges the printed verdicts (Note [Failure verdicts]). `exit` needs mpirun's
-// --mca orte_abort_on_non_zero_status 0, or mpirun itself would kill the survivors first.
+// --mca orte_abort_on_non_zero_status 0, or mpirun itself would kill the survivors first. In `stop`
+// and `kill` the survivors return from main as a program would: the job must then end by itself
+// (Note [Ending a failed job], distributed/src/comm_util.h), which tests/parallel/failed_rank.sh checks.
 // With --devices N after the mode each rank runs N replica threads (the hierarchical communicator).
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -31,6 +35,10 @@ class FailAtBatch : public mf::Callback {
     if (mode_ == "exit") {
       std::fflush(stdout);
       _exit(3);  // dies without a word: no verdict line from this rank
+    }
+    if (mode_ == "stop" || mode_ == "kill") {
+      std::fflush(stdout);
+      ::raise(mode_ == "stop" ? SIGSTOP : SIGKILL);  // frozen (never answers, never exits) or gone
     }
     if (mode_ == "hang") std::this_thread::sleep_for(std::chrono::seconds(5));  // outlives the peers' timeout
     throw mf::Error("simulated crash of this rank at batch 3");
@@ -71,7 +79,8 @@ int run(const std::string& mode, int devices) {
     ok = message.find("simulated crash") != std::string::npos;
   } else {
     // A live rank (thrown or hung) answers the status query with how far it got; a dead one cannot.
-    const char* how = mode == "exit" ? "did not answer (dead or hung)" : "has not reached it";
+    const bool silent = mode == "exit" || mode == "stop" || mode == "kill";
+    const char* how = silent ? "did not answer (dead or hung)" : "has not reached it";
     ok = message.find("1 (host ") != std::string::npos && message.find(how) != std::string::npos &&
          message.find("all_reduce(sum)") != std::string::npos && secs < 4.5;
     for (int other = 0; other < s.num_processes(); ++other)  // only rank 1 is to blame
@@ -80,6 +89,7 @@ int run(const std::string& mode, int devices) {
   std::printf("%s on rank %d after %.1f s: %s\n", ok ? (rank == 0 ? "PASS" : "ok") : "FAIL", rank, secs,
               message.c_str());
   std::fflush(stdout);
+  if (mode == "stop" || mode == "kill") return ok ? 0 : 1;  // main returns: the runtime must end the job
   std::this_thread::sleep_until(start + std::chrono::seconds(mode == "hang" ? 7 : 6));
   return ok ? 0 : 1;
 }
@@ -90,8 +100,8 @@ int main(int argc, char** argv) {
   int rc = 1;
   const std::string mode = argc > 1 ? argv[1] : "throw";
   try {
-    if (mode != "throw" && mode != "hang" && mode != "exit")
-      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit [--devices N]");
+    if (mode != "throw" && mode != "hang" && mode != "exit" && mode != "stop" && mode != "kill")
+      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit|stop|kill [--devices N]");
     const int devices = argc == 4 && std::string(argv[2]) == "--devices" ? std::stoi(argv[3]) : 1;
     rc = run(mode, devices);
   } catch (const std::exception& e) {
@@ -99,5 +109,6 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
   std::fflush(stderr);
+  if (mode == "stop" || mode == "kill") return rc;  // static destructors run: the MPI runtime ends the job
   _exit(rc);
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -66,7 +67,15 @@ class MpiRuntime {
   ~MpiRuntime() {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (we_initialized_ && !finalized) MPI_Finalize();
+    if (!we_initialized_ || finalized) return;
+    if (internal::mpi_failed()) {  // Note [Ending a failed job]
+      std::fflush(nullptr);
+      std::fprintf(stderr, "meshflow: a collective failed on this rank (its error is above); MPI_Finalize would wait "
+                           "for it forever, so this rank ends the job with MPI_Abort\n");
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Finalize();
   }
 
  private:
@@ -274,7 +283,8 @@ class MpiCommunicator final : public Communicator {
   ~MpiCommunicator() override {
     if (mpi_finalized()) return;
     // Late peers get one more timeout to finish what they owe; past it the thread is left behind.
-    queue_.shutdown(options().timeout);
+    // After a failure nobody is late: they are gone, and the job ends (Note [Ending a failed job]).
+    queue_.shutdown(internal::mpi_failed() ? std::chrono::milliseconds(0) : options().timeout);
     if (status_) status_->stop();
     for (auto& w : timed_out_)
       if (!w->is_completed()) return;  // freeing the communicator under a live operation is unsafe: leak it
