@@ -63,11 +63,20 @@ bool mpi_failed() { return g_mpi_failed.load(); }
 
 void throw_timeout(const std::string& what, const std::string& tensor, int rank, int size, const std::string& backend,
                    std::chrono::milliseconds waited, std::chrono::milliseconds timeout, const std::string& detail) {
-  if (backend == "mpi") note_mpi_failure();
   MF_THROW(what, " on tensor ", tensor, " timed out on rank ", rank, " of ", size, " after ", waited.count(),
            " ms (timeout ", timeout.count(), " ms, backend ", backend, "): ", detail,
            ". Hint: every rank must call the same collectives in the same order; a rank may have died or hung,"
            " or CommOptions::timeout is too short");
+}
+
+void throw_peer_failure(const std::string& what, const std::string& tensor, int rank, int size,
+                        std::chrono::milliseconds waited, std::chrono::milliseconds timeout,
+                        const std::string& failure) {
+  note_mpi_failure();
+  MF_THROW(what, " on tensor ", tensor, " failed on rank ", rank, " of ", size, " after ", waited.count(),
+           " ms: ", failure, " (found by the heartbeat, before the ", timeout.count(),
+           " ms collective timeout). The job cannot go on: restart it from its last checkpoint (meshflow-run "
+           "--max-restarts does)");
 }
 
 DType accum_dtype(DType t) { return (t == DType::BF16 || t == DType::F16) ? DType::F32 : t; }

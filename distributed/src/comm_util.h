@@ -24,16 +24,24 @@ Tensor contiguous_input(const Tensor& t);
 // Note [Ending a failed job]
 // MPI cannot cancel a collective: after one timed out or failed on this process, MPI_Finalize
 // would wait for it forever (the rank it waits for is dead, stopped or elsewhere), so the job
-// would never end. Such a failure is recorded here; the communicator then leaves its progress
-// thread without a grace period, and at exit the MPI runtime calls MPI_Abort, after flushing
-// output, instead of MPI_Finalize: mpirun (and meshflow-run) end at once, killing the others.
+// would never end. A communicator destroyed while a collective is still stuck in MPI (past one
+// more timeout of grace), or a peer the heartbeat found gone, records it here; at exit the MPI
+// runtime then calls MPI_Abort, after flushing output, instead of MPI_Finalize: mpirun (and
+// meshflow-run) end at once, killing the others. A collective that timed out and completed
+// later (a slow peer) leaves nothing stuck and the job ends normally.
 void note_mpi_failure();
 bool mpi_failed();
 
-// The error a Work throws when its peers do not arrive in time (an mpi one is noted).
+// The error a Work throws when its peers do not arrive in time.
 [[noreturn]] void throw_timeout(const std::string& what, const std::string& tensor, int rank, int size,
                                 const std::string& backend, std::chrono::milliseconds waited,
                                 std::chrono::milliseconds timeout, const std::string& detail);
+
+// The error a Work throws when the heartbeat says a peer is gone before the timeout (noted, as
+// an mpi timeout is).
+[[noreturn]] void throw_peer_failure(const std::string& what, const std::string& tensor, int rank, int size,
+                                     std::chrono::milliseconds waited, std::chrono::milliseconds timeout,
+                                     const std::string& failure);
 
 // The dtype a reduction accumulates in: f32 for bf16/f16, the dtype itself otherwise.
 DType accum_dtype(DType t);

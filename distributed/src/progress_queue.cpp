@@ -42,6 +42,18 @@ void QueuedWork::wait(std::chrono::milliseconds timeout) {
   const auto spin_until = Clock::now() + kWaiterSpin;
   while (!is_completed() && Clock::now() < spin_until) std::this_thread::yield();
   std::unique_lock<std::mutex> lock(mu_);
+  // Wakes every 100 ms to ask whether a peer is known to be gone (Note [Heartbeats]).
+  for (auto step = deadline; peer_failure && !done_.load(std::memory_order_acquire) && Clock::now() < deadline;) {
+    step = std::min(deadline, Clock::now() + std::chrono::milliseconds(100));
+    if (cv_.wait_until(lock, step, [&] { return done_.load(std::memory_order_acquire); })) break;
+    lock.unlock();
+    std::string gone = peer_failure();
+    if (!gone.empty()) {
+      auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_);
+      throw_peer_failure(name_, tensor_, rank_, size_, waited, timeout, gone);
+    }
+    lock.lock();
+  }
   if (!cv_.wait_until(lock, deadline, [&] { return done_.load(std::memory_order_acquire); })) {
     auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_);
     lock.unlock();
@@ -49,16 +61,13 @@ void QueuedWork::wait(std::chrono::milliseconds timeout) {
                   explain_timeout ? explain_timeout()
                                   : "some rank did not reach this call or an earlier one (MPI does not say which)");
   }
-  if (!error_.empty()) {
-    note_mpi_failure();  // the queue runs the mpi backend's collectives (Note [Ending a failed job])
-    MF_THROW(name_, " on tensor ", tensor_, " failed on rank ", rank_, ": ", error_);
-  }
+  if (!error_.empty()) MF_THROW(name_, " on tensor ", tensor_, " failed on rank ", rank_, ": ", error_);
 }
 
 ProgressQueue::ProgressQueue() : thread_(&ProgressQueue::loop, shared_) {}
 
-void ProgressQueue::shutdown(std::chrono::milliseconds grace) {
-  if (!thread_.joinable()) return;
+bool ProgressQueue::shutdown(std::chrono::milliseconds grace) {
+  if (!thread_.joinable()) return true;
   Shared& s = *shared_;
   std::unique_lock<std::mutex> lock(s.mu);
   bool drained = s.cv.wait_for(lock, grace, [&] { return s.queue.empty() && !s.running; });
@@ -70,6 +79,7 @@ void ProgressQueue::shutdown(std::chrono::milliseconds grace) {
   } else {
     thread_.detach();
   }
+  return drained;
 }
 
 ProgressQueue::~ProgressQueue() { shutdown(std::chrono::milliseconds(0)); }

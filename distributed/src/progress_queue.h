@@ -26,6 +26,9 @@ class QueuedWork final : public Work {
   void run();  // called by the queue's thread: runs the job and records its error, if any
   // On timeout, says which ranks are missing (set by backends that can find out).
   std::function<std::string()> explain_timeout;
+  // Polled while waiting: non-empty when a peer is known to be gone (the heartbeat says which);
+  // the wait then throws at once instead of at the timeout.
+  std::function<std::string()> peer_failure;
 
  private:
   int rank_, size_;
@@ -43,7 +46,8 @@ class ProgressQueue {
   ProgressQueue();
   // Waits up to `grace` for queued work to finish, then joins; a thread still blocked in MPI
   // (a peer never came) is detached, as it cannot be interrupted.
-  void shutdown(std::chrono::milliseconds grace);
+  // Returns whether everything finished (false: a job is still blocked in MPI, left behind).
+  bool shutdown(std::chrono::milliseconds grace);
   ~ProgressQueue();
   void post(std::shared_ptr<QueuedWork> work);
 

@@ -5,7 +5,10 @@
 // --mca orte_abort_on_non_zero_status 0, or mpirun itself would kill the survivors first. In `stop`
 // and `kill` the survivors return from main as a program would: the job must then end by itself
 // (Note [Ending a failed job], distributed/src/comm_util.h), which tests/parallel/failed_rank.sh checks.
-// With --devices N after the mode each rank runs N replica threads (the hierarchical communicator).
+// With --devices N after the mode each rank runs N replica threads (the hierarchical communicator);
+// --timeout-ms T sets the collective timeout (2000 by default): with T = 120000 a stopped or
+// killed rank must be found by the heartbeat (Note [Heartbeats]) in seconds. `slow`: rank 1
+// spends 8 s in one step (its heartbeat goes on) and, with a long timeout, nobody fails.
 #include <signal.h>
 #include <unistd.h>
 
@@ -40,6 +43,10 @@ class FailAtBatch : public mf::Callback {
       std::fflush(stdout);
       ::raise(mode_ == "stop" ? SIGSTOP : SIGKILL);  // frozen (never answers, never exits) or gone
     }
+    if (mode_ == "slow") {
+      std::this_thread::sleep_for(std::chrono::seconds(8));  // a long but legitimate step
+      return;
+    }
     if (mode_ == "hang") std::this_thread::sleep_for(std::chrono::seconds(5));  // outlives the peers' timeout
     throw mf::Error("simulated crash of this rank at batch 3");
   }
@@ -48,10 +55,10 @@ class FailAtBatch : public mf::Callback {
   std::string mode_;
 };
 
-int run(const std::string& mode, int devices) {
+int run(const std::string& mode, int devices, int timeout_ms) {
   std::vector<mf::Device> list;
   for (int d = 0; d < devices; ++d) list.emplace_back("cpu:" + std::to_string(d));
-  mf::MultiWorkerMirroredStrategy s(list, {.timeout = std::chrono::milliseconds(2000)});
+  mf::MultiWorkerMirroredStrategy s(list, {.timeout = std::chrono::milliseconds(timeout_ms)});
   const int rank = s.process_rank();
   if (s.num_processes() < 2) {
     std::printf("FAIL: run under mpirun -np 2 or more\n");
@@ -75,13 +82,20 @@ int run(const std::string& mode, int devices) {
   }
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   bool ok;
-  if (rank == 1) {
+  if (mode == "slow") {
+    ok = message.empty() && (rank != 0 || secs > 8);  // everyone waited for the slow rank, no error
+  } else if (rank == 1) {
     ok = message.find("simulated crash") != std::string::npos;
   } else {
     // A live rank (thrown or hung) answers the status query with how far it got; a dead one cannot.
     const bool silent = mode == "exit" || mode == "stop" || mode == "kill";
     const char* how = silent ? "did not answer (dead or hung)" : "has not reached it";
-    ok = message.find("1 (host ") != std::string::npos && message.find(how) != std::string::npos &&
+    // With a long timeout only the heartbeat can name it: silent (stopped) or gone without a goodbye.
+    const bool by_heartbeat = message.find("found by the heartbeat") != std::string::npos &&
+                              (message.find(mode == "stop" ? "sent no heartbeat" : "without a goodbye") !=
+                                   std::string::npos ||
+                               message.find("stopped sending heartbeats") != std::string::npos);
+    ok = message.find("1 (host ") != std::string::npos && (message.find(how) != std::string::npos || by_heartbeat) &&
          message.find("all_reduce(sum)") != std::string::npos && secs < 4.5;
     for (int other = 0; other < s.num_processes(); ++other)  // only rank 1 is to blame
       if (other != 1) ok = ok && message.find(" " + std::to_string(other) + " (host ") == std::string::npos;
@@ -89,7 +103,7 @@ int run(const std::string& mode, int devices) {
   std::printf("%s on rank %d after %.1f s: %s\n", ok ? (rank == 0 ? "PASS" : "ok") : "FAIL", rank, secs,
               message.c_str());
   std::fflush(stdout);
-  if (mode == "stop" || mode == "kill") return ok ? 0 : 1;  // main returns: the runtime must end the job
+  if (mode == "stop" || mode == "kill" || mode == "slow") return ok ? 0 : 1;  // main returns: the runtime ends the job
   std::this_thread::sleep_until(start + std::chrono::seconds(mode == "hang" ? 7 : 6));
   return ok ? 0 : 1;
 }
@@ -100,15 +114,21 @@ int main(int argc, char** argv) {
   int rc = 1;
   const std::string mode = argc > 1 ? argv[1] : "throw";
   try {
-    if (mode != "throw" && mode != "hang" && mode != "exit" && mode != "stop" && mode != "kill")
-      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit|stop|kill [--devices N]");
-    const int devices = argc == 4 && std::string(argv[2]) == "--devices" ? std::stoi(argv[3]) : 1;
-    rc = run(mode, devices);
+    if (mode != "throw" && mode != "hang" && mode != "exit" && mode != "stop" && mode != "kill" && mode != "slow")
+      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit|stop|kill|slow [--devices N] [--timeout-ms T]");
+    int devices = 1, timeout_ms = 2000;
+    for (int i = 2; i + 1 < argc; i += 2) {
+      const std::string flag = argv[i];
+      if (flag == "--devices") devices = std::stoi(argv[i + 1]);
+      else if (flag == "--timeout-ms") timeout_ms = std::stoi(argv[i + 1]);
+      else throw mf::Error("unknown option " + flag);
+    }
+    rc = run(mode, devices, timeout_ms);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());
   }
   std::fflush(stdout);
   std::fflush(stderr);
-  if (mode == "stop" || mode == "kill") return rc;  // static destructors run: the MPI runtime ends the job
+  if (mode == "stop" || mode == "kill" || mode == "slow") return rc;  // static destructors run: MPI ends the job
   _exit(rc);
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "../comm_util.h"
+#include "../heartbeat.h"
 #include "../progress_queue.h"
 #include "backends.h"
 #include "meshflow/core/optim.h"
@@ -279,13 +280,26 @@ class MpiCommunicator final : public Communicator {
     MF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     MF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
     if (!MpiRuntime::get().serialized()) status_ = std::make_shared<internal::MpiStatusChannel>(comm_);
+    if (status_ && size_ > 1 && options.heartbeat.count() > 0 && internal::heartbeat_available()) {
+      std::vector<std::string> hosts;
+      for (int r = 0; r < size_; ++r) hosts.push_back(status_->host(r));
+      auto share_port = [this](int port) {
+        auto lock = MpiRuntime::get().guard();
+        MF_MPI_CHECK(MPI_Bcast(&port, 1, MPI_INT, 0, comm_));
+        return port;
+      };
+      heartbeat_ = std::make_shared<internal::Heartbeat>(rank_, size_, std::move(hosts), share_port, options.heartbeat);
+    }
   }
   ~MpiCommunicator() override {
     if (mpi_finalized()) return;
-    // Late peers get one more timeout to finish what they owe; past it the thread is left behind.
-    // After a failure nobody is late: they are gone, and the job ends (Note [Ending a failed job]).
-    queue_.shutdown(internal::mpi_failed() ? std::chrono::milliseconds(0) : options().timeout);
+    // Late peers get one more timeout to finish what they owe; past it the thread is left behind,
+    // and MPI cannot finalize: the job must end (Note [Ending a failed job]). After a failure the
+    // heartbeat saw, nobody is late: they are gone.
+    if (!queue_.shutdown(internal::mpi_failed() ? std::chrono::milliseconds(0) : options().timeout))
+      internal::note_mpi_failure();
     if (status_) status_->stop();
+    heartbeat_.reset();  // goodbye: this rank ends cleanly
     for (auto& w : timed_out_)
       if (!w->is_completed()) return;  // freeing the communicator under a live operation is unsafe: leak it
     auto lock = MpiRuntime::get().guard();
@@ -432,6 +446,7 @@ class MpiCommunicator final : public Communicator {
       w->explain_timeout = [status = status_, seq = status_->note_posted()] {
         return status->explain(seq, std::chrono::milliseconds(500));
       };
+    if (heartbeat_) w->peer_failure = [hb = heartbeat_] { return hb->failure(); };
     queue_.post(w);
     return w;
   }
@@ -445,6 +460,7 @@ class MpiCommunicator final : public Communicator {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::shared_ptr<internal::MpiStatusChannel> status_;  // null under MPI_THREAD_SERIALIZED
+  std::shared_ptr<internal::Heartbeat> heartbeat_;      // null: one rank, serialized MPI, or turned off
   internal::ProgressQueue queue_;  // last member: its thread stops before the rest is destroyed
 };
 

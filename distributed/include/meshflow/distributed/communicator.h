@@ -23,6 +23,11 @@ struct CommOptions {
   // It costs one small-message latency per collective (bench_allreduce prints both); turn it off
   // only for many small collectives whose calls are known to agree.
   bool verify_calls = true;
+  // MPI backend: a rank whose heartbeat is silent this long is stopped or unreachable, and one
+  // whose heartbeat connection closes without a goodbye is dead; a collective waiting on it then
+  // throws naming it, without waiting for `timeout`, while a merely slow rank (its heartbeat
+  // thread still beats) trips nothing (Note [Heartbeats]). 0 turns the heartbeat off.
+  std::chrono::milliseconds heartbeat{3000};
 };
 
 // A collective or message in flight. wait() throws meshflow::Error on timeout or failure; a
