@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "meshflow/core/autograd.h"
@@ -241,8 +242,8 @@ std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, 
       mixed = true;
     }
   }
+  const Device* scoped = DeviceScope::current();
   if (!symbolic && first_real && !op.view) {
-    const Device* scoped = DeviceScope::current();
     Device target = scoped ? *scoped : first_real->device();
     if (!scoped && mixed) {
       // Without a scope, an accelerator wins over the host: a model's weights on cuda:0 meet a
@@ -280,8 +281,10 @@ std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, 
     MF_CHECK(kernel != nullptr, "op ", op.name, " has no kernel for ", device_type_name(device.type),
              " (inputs on ", device.str(), ")");
     for (const auto& m : out_meta) outputs.push_back(empty(m.shape, {.dtype = m.dtype, .device = device}));
-    // Temporaries a kernel makes (scratch tensors, constants) land on its own device.
-    DeviceScope on(device);
+    // Temporaries a kernel makes (scratch tensors, constants) land on its own device; the scope is
+    // opened only when the current device is another (the common case needs none: per-op cost).
+    std::optional<DeviceScope> on;
+    if (scoped ? *scoped != device : device != Device()) on.emplace(device);
     ExecContext ctx(device);
     kernel(ctx, inputs, outputs, attrs);
   }
@@ -302,7 +305,9 @@ void run_inplace(const OpDef& op, const std::vector<Tensor>& operands, const Att
   KernelFn kernel = op.kernels[static_cast<int>(device.type)];
   MF_CHECK(kernel != nullptr, "op ", op.name, " has no kernel for ", device_type_name(device.type), " (operands on ",
            device.str(), ")");
-  DeviceScope on(device);
+  const Device* scoped = DeviceScope::current();
+  std::optional<DeviceScope> on;
+  if (scoped ? *scoped != device : device != Device()) on.emplace(device);
   ExecContext ctx(device);
   std::vector<Tensor> no_outputs;
   kernel(ctx, operands, no_outputs, attrs);

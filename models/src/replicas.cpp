@@ -146,8 +146,13 @@ std::map<std::string, double> Model::run_train_step(const Tensors& x, const Tens
     auto& trainable = r == 0 ? c.trainable : rep.trainable[static_cast<size_t>(r) - 1].weights;
     bool& known = r == 0 ? c.have_trainable : rep.trainable[static_cast<size_t>(r) - 1].known;
     auto& out = steps[static_cast<size_t>(r)];
-    out = forward_backward(m, c, row_range(x, share.begin, share.count), row_range(targets, share.begin, share.count),
-                           trainable, known, share.loss_scale);
+    if (rep.group.size() == 1 && share.begin == 0 && !x.empty() && share.count == x[0].size(0)) {
+      // One replica on every row (the common case): no copies of the batch's lists.
+      out = forward_backward(m, c, x, std::move(targets), trainable, known, share.loss_scale);
+    } else {
+      out = forward_backward(m, c, row_range(x, share.begin, share.count),
+                             row_range(targets, share.begin, share.count), trainable, known, share.loss_scale);
+    }
     out.rows = share.placeholder ? 0 : share.count;
   };
   step.update = [&] {
