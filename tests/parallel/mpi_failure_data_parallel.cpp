@@ -103,7 +103,12 @@ int run(const std::string& mode, int devices, int timeout_ms) {
   std::printf("%s on rank %d after %.1f s: %s\n", ok ? (rank == 0 ? "PASS" : "ok") : "FAIL", rank, secs,
               message.c_str());
   std::fflush(stdout);
-  if (mode == "stop" || mode == "kill" || mode == "slow") return ok ? 0 : 1;  // main returns: the runtime ends the job
+  if (mode == "stop" || mode == "kill" || mode == "slow") {
+    // main returns and the MPI runtime ends the job; the others give rank 0 a second to print its
+    // verdict first (the first rank to abort takes the whole job down).
+    if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    return ok ? 0 : 1;
+  }
   std::this_thread::sleep_until(start + std::chrono::seconds(mode == "hang" ? 7 : 6));
   return ok ? 0 : 1;
 }
