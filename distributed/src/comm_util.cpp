@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <mutex>
 #include <cstring>
 #include <type_traits>
 
@@ -61,8 +63,34 @@ std::atomic<bool> g_mpi_failed{false};
 void note_mpi_failure() { g_mpi_failed.store(true); }
 bool mpi_failed() { return g_mpi_failed.load(); }
 
+namespace {
+std::mutex g_blame_mu;
+int g_blamed = -1;
+std::string g_blame_message;
+}  // namespace
+
+void note_blame(int rank, const std::string& message) {
+  std::lock_guard<std::mutex> lock(g_blame_mu);
+  if (!g_blame_message.empty()) return;  // the first failure is the one that counts
+  g_blamed = rank;
+  g_blame_message = message;
+}
+
+std::pair<int, std::string> blame() {
+  std::lock_guard<std::mutex> lock(g_blame_mu);
+  return {g_blamed, g_blame_message};
+}
+
 void throw_timeout(const std::string& what, const std::string& tensor, int rank, int size, const std::string& backend,
                    std::chrono::milliseconds waited, std::chrono::milliseconds timeout, const std::string& detail) {
+  // The missing rank when the status channel named exactly one: "rank K (host ..." or "rank(s) K (host ...".
+  int blamed = -1;
+  const size_t host = detail.find("(host ");
+  if (host != std::string::npos && detail.find("(host ", host + 1) == std::string::npos &&
+      std::sscanf(detail.c_str(), "rank %d (host", &blamed) != 1 &&
+      std::sscanf(detail.c_str(), "rank(s) %d (host", &blamed) != 1)
+    blamed = -1;
+  note_blame(blamed, what + " on tensor " + tensor + " timed out on rank " + std::to_string(rank) + ": " + detail);
   MF_THROW(what, " on tensor ", tensor, " timed out on rank ", rank, " of ", size, " after ", waited.count(),
            " ms (timeout ", timeout.count(), " ms, backend ", backend, "): ", detail,
            ". Hint: every rank must call the same collectives in the same order; a rank may have died or hung,"
@@ -73,10 +101,15 @@ void throw_peer_failure(const std::string& what, const std::string& tensor, int 
                         std::chrono::milliseconds waited, std::chrono::milliseconds timeout,
                         const std::string& failure) {
   note_mpi_failure();
-  MF_THROW(what, " on tensor ", tensor, " failed on rank ", rank, " of ", size, " after ", waited.count(),
-           " ms: ", failure, " (found by the heartbeat, before the ", timeout.count(),
-           " ms collective timeout). The job cannot go on: restart it from its last checkpoint (meshflow-run "
-           "--max-restarts does)");
+  const std::string message = what + " on tensor " + tensor + " failed on rank " + std::to_string(rank) + " of " +
+                              std::to_string(size) + " after " + std::to_string(waited.count()) + " ms: " + failure +
+                              " (found by the heartbeat, before the " + std::to_string(timeout.count()) +
+                              " ms collective timeout). The job cannot go on: restart it from its last checkpoint "
+                              "(meshflow-run --max-restarts does)";
+  int blamed = -1;
+  std::sscanf(failure.c_str(), "rank %d", &blamed);  // the heartbeat's sentences start "rank K (host ...)"
+  note_blame(blamed, message);
+  MF_THROW(message);
 }
 
 DType accum_dtype(DType t) { return (t == DType::BF16 || t == DType::F16) ? DType::F32 : t; }

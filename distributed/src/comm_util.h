@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "meshflow/core/tensor.h"
@@ -31,6 +32,11 @@ Tensor contiguous_input(const Tensor& t);
 // later (a slow peer) leaves nothing stuck and the job ends normally.
 void note_mpi_failure();
 bool mpi_failed();
+// The error that ended this rank's part, and the rank it blames (-1: none known): written as the
+// rank's failure report before MPI_Abort, so meshflow-run can tell the culprit from its victims
+// (a report starting "blames rank K: ").
+void note_blame(int rank, const std::string& message);
+std::pair<int, std::string> blame();
 
 // The error a Work throws when its peers do not arrive in time.
 [[noreturn]] void throw_timeout(const std::string& what, const std::string& tensor, int rank, int size,

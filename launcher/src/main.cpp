@@ -53,6 +53,8 @@ int run_job(const ml::LaunchOptions& options, const ml::ClusterConfig& config, c
     first_failure = failures.empty() ? "no rank reported a failure (" + plan.argv[0] + " itself exited with code " +
                                            std::to_string(result.exit_code) + "; see its output above)"
                                      : "first failure " + ml::describe_failure(failures.front());
+    // A rank the others blame (stopped, dead, hung) is named before the ranks that only aborted.
+    if (std::string culprit = ml::describe_culprit(failures); !culprit.empty()) first_failure = culprit;
     if (result.timed_out) {
       char seconds[32];
       std::snprintf(seconds, sizeof(seconds), "%g", *plan.timeout_s);

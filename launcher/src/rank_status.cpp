@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -85,6 +86,33 @@ std::string describe_failure(const RankFailure& f) {
     s += ": " + m;
   }
   return s;
+}
+
+std::string describe_culprit(const std::vector<RankFailure>& failures) {
+  const std::string tag = "blames rank ";
+  int culprit = -1;
+  std::string victims, collective, reason;
+  for (const auto& f : failures) {
+    if (f.message.rfind(tag, 0) != 0) continue;
+    const int blamed = std::atoi(f.message.c_str() + tag.size());
+    if (culprit < 0) {
+      culprit = blamed;
+      const size_t colon = f.message.find(": ");
+      reason = colon == std::string::npos ? f.message : f.message.substr(colon + 2);
+      for (const char* end : {" failed on rank", " timed out on rank"})
+        if (size_t at = reason.find(end); at != std::string::npos && collective.empty()) collective = reason.substr(0, at);
+    }
+    if (blamed == culprit) victims += (victims.empty() ? "" : ", ") + std::to_string(f.rank);
+  }
+  if (culprit < 0) return "";
+  std::string host;
+  for (const auto& f : failures)
+    if (f.rank == culprit) host = f.host;
+  std::replace(reason.begin(), reason.end(), '\n', ' ');
+  if (reason.size() > 300) reason = reason.substr(0, 300) + "...";
+  return "rank " + std::to_string(culprit) + (host.empty() ? "" : " on host " + host) +
+         " is the culprit (stopped, dead or hung: " + reason + "); rank(s) " + victims +
+         " ended because of it" + (collective.empty() ? "" : " (last collective: " + collective + ")");
 }
 
 }  // namespace meshflow::launcher

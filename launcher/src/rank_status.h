@@ -25,6 +25,11 @@ std::vector<RankFailure> read_rank_failures(const std::string& dir);
 // "rank 1 on host vm: exit code 134 (signal 6, Aborted): uncaught meshflow::Error: ..." (one line).
 std::string describe_failure(const RankFailure& failure);
 
+// When ranks ended because of another one (their reports start "blames rank K: ", written by
+// Meshflow before it aborts a job whose collective failed): "rank K is the culprit ...; rank(s)
+// A, B ended because of it (last collective: ...)". Empty when no report blames a rank.
+std::string describe_culprit(const std::vector<RankFailure>& failures);
+
 long long realtime_ns();
 
 }  // namespace meshflow::launcher

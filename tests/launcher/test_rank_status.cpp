@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "meshflow/distributed/failure.h"
 #include "rank_status.h"
@@ -30,6 +31,25 @@ TEST(RankStatus, EarliestFailureComesFirstWithItsMessage) {
   EXPECT_EQ(ml::describe_failure(failures[1]), "rank 0 on host node-a: killed by signal 15 (Terminated)");
   EXPECT_TRUE(ml::read_rank_failures(dir + "/missing").empty());
   std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// Ranks that aborted because of another say so ("blames rank K: "); the summary names that rank
+// as the culprit and lists the others with the collective they were in.
+TEST(RankStatus, CulpritComesBeforeTheRanksThatBlameIt) {
+  std::vector<ml::RankFailure> failures(3);
+  failures[0] = {.rank = 2, .host = "b", .exit_code = 1, .message = "blames rank 1: all_reduce(sum) on tensor "
+                                                                     "f32[8] failed on rank 2 of 3 after 3004 ms: "
+                                                                     "rank 1 (host a) sent no heartbeat"};
+  failures[1] = {.rank = 0, .host = "a", .exit_code = 1, .message = "blames rank 1: all_reduce(sum) on tensor f32[8] "
+                                                                     "failed on rank 0 of 3"};
+  failures[2] = {.rank = 1, .host = "a", .exit_code = 137, .signal = 9};
+  const std::string s = ml::describe_culprit(failures);
+  EXPECT_NE(s.find("rank 1 on host a is the culprit"), std::string::npos) << s;
+  EXPECT_NE(s.find("rank(s) 2, 0 ended because of it"), std::string::npos) << s;
+  EXPECT_NE(s.find("(last collective: all_reduce(sum) on tensor f32[8])"), std::string::npos) << s;
+  EXPECT_NE(s.find("sent no heartbeat"), std::string::npos) << s;
+  failures[0].message = failures[1].message = "uncaught meshflow::Error: bad input";
+  EXPECT_EQ(ml::describe_culprit(failures), "");  // nobody blamed: the first failure speaks
 }
 
 TEST(FailureReporter, WritesOnlyInsideMeshflowRun) {

@@ -5,6 +5,7 @@
 # and the run leaves nothing in /dev/shm. `kill` runs with the documented
 # --mca orte_abort_on_non_zero_status 0, under which mpirun used to stay alive.
 # With TIMEOUT_MS (120000) the collective timeout is far away and the heartbeat must find the rank.
+# With meshflow-run as MPIEXEC its summary must also name rank 1 as the culprit.
 # usage: failed_rank.sh MPIEXEC PROGRAM RANKS stop|kill [TIMEOUT_MS]
 set -uo pipefail
 mpiexec=$1 program=$2 ranks=$3 mode=$4 timeout_ms=${5:-2000}
@@ -13,7 +14,14 @@ extra=()
 fail() { echo "FAIL: $*"; exit 1; }
 shm_before=$(ls /dev/shm 2>/dev/null | sort)
 start=$(date +%s%3N)
-out=$(OMP_NUM_THREADS=1 timeout -k 5 60 "$mpiexec" --allow-run-as-root --oversubscribe "${extra[@]}" -np "$ranks" "$program" "$mode" --timeout-ms "$timeout_ms" 2>&1)
+launcher=0
+if [ "$(basename "$mpiexec")" = meshflow-run ]; then
+  launcher=1
+  out=$(OMP_NUM_THREADS=1 timeout -k 5 60 "$mpiexec" -np "$ranks" -- "$program" "$mode" --timeout-ms "$timeout_ms" 2>&1)
+else
+  out=$(OMP_NUM_THREADS=1 timeout -k 5 60 "$mpiexec" --allow-run-as-root --oversubscribe "${extra[@]}" -np "$ranks" \
+        "$program" "$mode" --timeout-ms "$timeout_ms" 2>&1)
+fi
 rc=$?
 ms=$(( $(date +%s%3N) - start ))
 elapsed="$((ms / 1000)).$(printf %03d $((ms % 1000)))"
@@ -22,6 +30,10 @@ echo "mpirun exited with $rc after ${elapsed} s"
 [ "$rc" -ne 124 ] && [ "$rc" -ne 137 -o "$mode" = kill ] || { pkill -KILL -f "$program $mode"; fail "mpirun did not end within 60 s"; }
 grep -q "PASS on rank 0" <<<"$out" || fail "rank 0 did not name the stopped rank"
 ! grep -q "^FAIL" <<<"$out" || fail "a rank reported a failure"
+if [ "$launcher" = 1 ]; then
+  grep -q "job failed .*rank 1 on host .* is the culprit.*ended because of it" <<<"$out" ||
+    fail "meshflow-run's summary does not name rank 1 as the culprit"
+fi
 (( ms < 15000 )) || fail "the job took ${elapsed} s to end (collective timeout ${timeout_ms} ms)"
 sleep 1
 if pgrep -f "$program $mode" >/dev/null; then

@@ -14,6 +14,7 @@
 #include "../heartbeat.h"
 #include "../progress_queue.h"
 #include "backends.h"
+#include "meshflow/distributed/failure.h"
 #include "meshflow/core/optim.h"
 #include "mpi_status.h"
 #include "meshflow/core/error.h"
@@ -74,6 +75,12 @@ class MpiRuntime {
       std::fprintf(stderr, "meshflow: a collective failed on this rank (its error is above); MPI_Finalize would wait "
                            "for it forever, so this rank ends the job with MPI_Abort\n");
       std::fflush(stderr);
+      // meshflow-run's summary: who this rank blames (Note [Failure reports]).
+      int world_rank = 0;
+      MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+      auto [blamed, why] = internal::blame();
+      if (!why.empty())
+        report_failure(world_rank, (blamed >= 0 ? "blames rank " + std::to_string(blamed) + ": " : std::string()) + why);
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
     MPI_Finalize();
