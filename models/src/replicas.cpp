@@ -13,9 +13,8 @@
 namespace meshflow {
 namespace {
 
-// Rows [begin, begin + count) of every tensor (the tensors themselves when that is all of them).
+// Rows [begin, begin + count) of every tensor.
 Tensors row_range(const Tensors& t, int64_t begin, int64_t count) {
-  if (t.empty() || (begin == 0 && t[0].size(0) == count)) return t;
   Tensors out;
   for (size_t i = 0; i < t.size(); ++i) out.push_back(t[i].slice(0, begin, begin + count), t.names()[i]);
   return out;
@@ -24,7 +23,7 @@ Tensors row_range(const Tensors& t, int64_t begin, int64_t count) {
 std::vector<Tensor> row_range(const std::vector<Tensor>& t, int64_t begin, int64_t count) {
   std::vector<Tensor> out;
   for (const auto& x : t)
-    out.push_back(!x.defined() || (begin == 0 && x.size(0) == count) ? x : x.slice(0, begin, begin + count));
+    out.push_back(x.defined() ? x.slice(0, begin, begin + count) : x);
   return out;
 }
 

@@ -284,7 +284,9 @@ TEST(SaveModel, KilledAtRandomMomentsTheFolderHoldsOneWholeSave) {
     EXPECT_EQ(back->optimizer()->iterations(), v == 1.0 ? 11 : 22) << "round " << round;
     ++seen[static_cast<int>(v)];
   }
-  EXPECT_GT(seen[1] + seen[2], 0);
+  // The kills must also have landed after some of the child's saves finished (else the test would
+  // only ever reload the first save); with kills up to 40 ms in, that happens in nearly every round.
+  EXPECT_GT(seen[2], 0) << "no round loaded a save the child finished (seen 1: " << seen[1] << ")";
   // What the killed saves left beside the target goes with the next save.
   two->save(target);
   std::vector<std::string> entries;

@@ -126,7 +126,7 @@ void avg_pool_backward(const T* dy, const Window2d& g, T* dx) {
 
 // f32 goes to oneDNN (measured faster, docs/decisions.md); f64 and the fallback run the loops here.
 bool pool_onednn(const std::string& op, const std::vector<Tensor>& in, Tensor& out, const Attrs& a) {
-  if (op == "max_pool2d" || op == "avg_pool2d") return pool2d_forward_onednn(op == "max_pool2d", in[0], out, a);
+  if (op == "avg_pool2d") return pool2d_forward_onednn(false, in[0], out, a);  // max's forward: our loops
   if (op == "max_pool2d_grad") return pool2d_grad_onednn(true, in[0], in[1], out, a);
   return pool2d_grad_onednn(false, Tensor(), in[0], out, a);
 }
@@ -138,8 +138,7 @@ void pool_cpu(const char* name, const std::vector<Tensor>& in, std::vector<Tenso
   // NaN must give NaN (torch), so max pooling's forward always runs the loops here. Scanning the
   // input for NaN first and using oneDNN otherwise measured slower than these loops alone
   // (bench_pool cnn_pool1: scan + oneDNN 0.50 ms, the loops 0.11 ms, oneDNN alone 0.06 ms).
-  const bool exact_max = op == "max_pool2d";
-  if (out[0].dtype() == DType::F32 && !exact_max && pool_onednn(op, in, out[0], a)) return;
+  if (out[0].dtype() == DType::F32 && op != "max_pool2d" && pool_onednn(op, in, out[0], a)) return;
   dispatch_float(out[0].dtype(), name, [&]<typename T>() {
     T* o = out[0].data<T>();
     if (op == "max_pool2d" || op == "avg_pool2d") {

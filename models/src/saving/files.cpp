@@ -50,13 +50,14 @@ fs::path normalized(const std::string& target) {
   return p;
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
-void fsync_dir(const fs::path& dir) {
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd < 0) return;
-  ::fsync(dfd);
+// Makes a rename or a file creation inside `folder` durable (its entry list on disk).
+void fsync_folder(const std::string& folder, const std::string& target) {
+  int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+  MF_CHECK(dfd >= 0, "write '", target, "': cannot open its folder to fsync it: ", std::strerror(errno));
+  int rc = ::fsync(dfd);
+  int err = errno;
   ::close(dfd);
+  MF_CHECK(rc == 0, "write '", target, "': fsync of its folder failed: ", std::strerror(err));
 }
 
 }  // namespace
@@ -78,7 +79,7 @@ StagedFolder::StagedFolder(const std::string& target) {
   const std::string name = t.filename().string();
   for (const auto& e : fs::directory_iterator(parent, ec)) {
     const std::string n = e.path().filename().string();
-    if (starts_with(n, "." + name + ".saving-") || starts_with(n, "." + name + ".old-")) fs::remove_all(e.path(), ec);
+    if (n.starts_with("." + name + ".saving-") || n.starts_with("." + name + ".old-")) fs::remove_all(e.path(), ec);
   }
   std::string pattern = (parent / ("." + name + ".saving-XXXXXX")).string();
   MF_CHECK(::mkdtemp(pattern.data()) != nullptr, "save_model: cannot create a staging folder beside '", target,
@@ -100,7 +101,7 @@ std::string StagedFolder::file(const std::string& name) const { return (fs::path
 void StagedFolder::publish() {
   MF_CHECK(!published_, "save_model: the staged folder was published already");
   const fs::path t(target_), parent = t.parent_path();
-  fsync_dir(staging_);
+  fsync_folder(staging_, target_);
   std::error_code ec;
   if (!fs::exists(t, ec)) {
     MF_CHECK(::rename(staging_.c_str(), target_.c_str()) == 0, "save_model: cannot move the staged save to '",
@@ -120,7 +121,7 @@ void StagedFolder::publish() {
     fs::remove_all(aside, ec);
   }
   published_ = true;
-  fsync_dir(parent);
+  fsync_folder(parent.string(), target_);
 }
 
 }  // namespace saving
@@ -137,15 +138,6 @@ struct TempFile {
     if (!keep && !path.empty()) ::unlink(path.c_str());
   }
 };
-
-void fsync_folder(const std::string& folder, const std::string& target) {
-  int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
-  MF_CHECK(dfd >= 0, "write '", target, "': cannot open its folder to fsync it: ", std::strerror(errno));
-  int rc = ::fsync(dfd);
-  int err = errno;
-  ::close(dfd);
-  MF_CHECK(rc == 0, "write '", target, "': fsync of its folder failed: ", std::strerror(err));
-}
 
 }  // namespace
 
@@ -184,7 +176,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   MF_CHECK(::rename(tmp.path.c_str(), path.c_str()) == 0, "cannot write '", path, "': renaming the temporary file ",
            "failed: ", std::strerror(errno));
   tmp.keep = true;
-  fsync_folder(folder, path);
+  saving::fsync_folder(folder, path);
 }
 
 }  // namespace meshflow
