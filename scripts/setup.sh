@@ -9,7 +9,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   slurmctld slurmd slurm-client munge
   libprotobuf-dev protobuf-compiler
-  libspdlog-dev libfmt-dev libboost-dev libboost-system-dev nlohmann-json3-dev zlib1g-dev
+  libspdlog-dev libfmt-dev libboost-dev libboost-system-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev
   python3-torch python3-numpy python3-sklearn
   dataset-fashion-mnist
 )

@@ -1,16 +1,27 @@
-// Turns a parsed YAML tree into a ClusterConfig, checking every key and value type.
+// Reads a cluster config with yaml-cpp and turns it into a ClusterConfig, checking every key and value type.
 #include "cluster_config.h"
+
+#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "meshflow/core/error.h"
-#include "yaml_subset.h"
 
 namespace meshflow::launcher {
 namespace {
+
+// Note [Cluster configs are YAML]
+// The file is real YAML, parsed by yaml-cpp: block or flow collections ([a, b], {host: a}), quoted
+// strings with escapes, anchors and aliases all work. What YAML leaves open, the reader decides
+// and says so in its errors: a key given twice is an error (yaml-cpp keeps both), a key with no
+// value is an error (never read as "" or 0), only the first document counts and a second is an
+// error, and no value may hold a NUL character (every value ends up in an argv or environment
+// string, where a NUL would silently cut it short). Every error names the file and the 1-based
+// line of the key or item it is about.
 
 const char* kKeys = "ranks, hosts, threads_per_rank, mpirun_args, srun_args, env, timeout, max_restarts, failure_dir";
 
@@ -18,51 +29,127 @@ class Reader {
  public:
   explicit Reader(std::string path) : path_(std::move(path)) {}
 
-  std::string where(const YamlNode& n, const std::string& key) const {
-    return "config " + path_ + ":" + std::to_string(n.line) + ": " + key;
+  std::string where(const YAML::Node& n, const std::string& key) const { return where(n.Mark(), key); }
+  std::string where(const YAML::Mark& m, const std::string& key) const {
+    return "config " + path_ + ":" + std::to_string(m.line + 1) + ": " + key;
   }
 
-  const std::string& scalar(const YamlNode& n, const std::string& key) const {
-    MF_CHECK(n.kind == YamlNode::Kind::Scalar, where(n, key), " must be a single value, not a list or map");
-    return n.scalar;
+  // A value's errors point at its key's line (a nested value starts on the lines below).
+  const std::string& scalar(const YAML::Node& n, const YAML::Mark& at, const std::string& key) const {
+    MF_CHECK(!n.IsNull(), where(at, key), " has no value (give one, or leave the key out)");
+    MF_CHECK(n.IsScalar(), where(at, key), " must be a single value, not a list or map");
+    MF_CHECK(n.Scalar().find('\0') == std::string::npos, where(at, key), " contains a NUL character");
+    return n.Scalar();
   }
 
-  int positive_int(const YamlNode& n, const std::string& key, int min = 1) const {
-    const std::string& s = scalar(n, key);
+  int positive_int(const YAML::Node& n, const YAML::Mark& at, const std::string& key, int min = 1) const {
+    const std::string& s = scalar(n, at, key);
     char* end = nullptr;
     long v = std::strtol(s.c_str(), &end, 10);
-    MF_CHECK(!s.empty() && *end == '\0' && v >= min && v < (1 << 24), where(n, key), ": '", s,
+    MF_CHECK(!s.empty() && *end == '\0' && v >= min && v < (1 << 24), where(at, key), ": '", s,
              "' is not an integer >= ", min);
     return static_cast<int>(v);
   }
 
-  double seconds(const YamlNode& n, const std::string& key) const {
-    const std::string& s = scalar(n, key);
+  double seconds(const YAML::Node& n, const YAML::Mark& at, const std::string& key) const {
+    const std::string& s = scalar(n, at, key);
     char* end = nullptr;
     double v = std::strtod(s.c_str(), &end);
-    MF_CHECK(!s.empty() && *end == '\0' && std::isfinite(v) && v > 0, where(n, key), ": '", s,
+    MF_CHECK(!s.empty() && *end == '\0' && std::isfinite(v) && v > 0, where(at, key), ": '", s,
              "' is not a positive number of seconds");
     return v;
   }
 
-  std::vector<std::string> strings(const YamlNode& n, const std::string& key) const {
-    MF_CHECK(n.kind == YamlNode::Kind::List, where(n, key), " must be a list of '- value' lines");
+  std::vector<std::string> strings(const YAML::Node& n, const YAML::Mark& at, const std::string& key) const {
+    MF_CHECK(n.IsSequence(), where(at, key), " must be a list of values ('- value' lines or [a, b])");
     std::vector<std::string> out;
-    for (const auto& item : n.list) out.push_back(scalar(item, key + " item"));
+    for (const auto& item : n) {
+      MF_CHECK(!item.IsNull(), where(at, key), ": an item has no value");  // a null's mark is the next token's
+      out.push_back(scalar(item, item.Mark(), key + " item"));
+    }
     return out;
   }
 
-  HostSlots host(const YamlNode& n) const {
-    if (n.kind == YamlNode::Kind::Scalar) return parse_hosts_string(n.scalar).at(0);
-    MF_CHECK(n.kind == YamlNode::Kind::Map, where(n, "hosts item"), " must be 'host: NAME' with 'slots: N'");
+  // The keys of a map in file order, each checked to be a plain value given once.
+  std::vector<std::pair<std::string, YAML::const_iterator>> keys(const YAML::Node& map, const std::string& what) const {
+    std::vector<std::pair<std::string, YAML::const_iterator>> out;
+    std::set<std::string> seen;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const std::string& key = scalar(it->first, it->first.Mark(), what.empty() ? "key" : what + " key");
+      MF_CHECK(seen.insert(key).second, where(it->first, what.empty() ? key : what + "." + key), ": the key ",
+               "appears twice");
+      out.emplace_back(key, it);
+    }
+    return out;
+  }
+
+  HostSlots host(const YAML::Node& n) const {
+    if (n.IsScalar()) {
+      // "- a:2" or "- a": the --hosts form, one host per item.
+      const std::string& s = scalar(n, n.Mark(), "hosts item");
+      std::vector<HostSlots> parsed;
+      try {
+        parsed = parse_hosts_string(s);
+      } catch (const Error& e) {
+        MF_THROW(where(n, "hosts item"), ": ", e.what());
+      }
+      MF_CHECK(parsed.size() == 1, where(n, "hosts item"), ": '", s, "' names ", parsed.size(), " hosts; write one ",
+               "'- host: NAME' item per host");
+      return parsed[0];
+    }
+    MF_CHECK(n.IsMap(), where(n, "hosts item"), " must be 'host: NAME' with 'slots: N'");
     HostSlots h{"", 1};
-    for (const auto& [key, value] : n.map) {
-      if (key == "host") h.host = scalar(value, "hosts.host");
-      else if (key == "slots") h.slots = positive_int(value, "hosts.slots");
-      else MF_THROW(where(value, "hosts." + key), ": unknown key (known: host, slots)");
+    for (const auto& [key, it] : keys(n, "hosts")) {
+      const YAML::Mark at = it->first.Mark();
+      if (key == "host") h.host = scalar(it->second, at, "hosts.host");
+      else if (key == "slots") h.slots = positive_int(it->second, at, "hosts.slots");
+      else MF_THROW(where(at, "hosts." + key), ": unknown key (known: host, slots)");
     }
     MF_CHECK(!h.host.empty(), where(n, "hosts item"), ": needs 'host: NAME'");
     return h;
+  }
+
+  ClusterConfig config(const YAML::Node& root) const {
+    ClusterConfig c;
+    c.path = path_;
+    if (root.IsNull()) return c;  // an empty file, or only comments
+    MF_CHECK(root.IsMap(), where(root, "the top level"), " must be a map of 'key: value' lines");
+    for (const auto& [key, it] : keys(root, "")) {
+      const YAML::Node& value = it->second;
+      const YAML::Mark at = it->first.Mark();
+      if (key == "ranks") {
+        c.ranks = positive_int(value, at, key);
+      } else if (key == "hosts") {
+        MF_CHECK(value.IsSequence(), where(at, key), " must be a list of '- host: NAME' items");
+        for (const auto& item : value) {
+          MF_CHECK(!item.IsNull(), where(at, key), ": an item has no value");
+          c.hosts.push_back(host(item));
+        }
+        check_hosts(c.hosts, where(at, key));
+      } else if (key == "threads_per_rank") {
+        c.threads_per_rank = positive_int(value, at, key);
+      } else if (key == "mpirun_args") {
+        c.mpirun_args = strings(value, at, key);
+      } else if (key == "srun_args") {
+        c.srun_args = strings(value, at, key);
+      } else if (key == "env") {
+        MF_CHECK(value.IsMap(), where(at, key), " must be a map of 'NAME: value' lines");
+        for (const auto& [name, var] : keys(value, "env")) {
+          MF_CHECK(!name.empty() && name.find_first_of("= \t\n") == std::string::npos, where(var->first, "env"),
+                   ": '", name, "' is not a variable name");
+          c.env.emplace_back(name, scalar(var->second, var->first.Mark(), "env." + name));
+        }
+      } else if (key == "timeout") {
+        c.timeout_s = seconds(value, at, key);
+      } else if (key == "max_restarts") {
+        c.max_restarts = positive_int(value, at, key, 0);
+      } else if (key == "failure_dir") {
+        c.failure_dir = scalar(value, at, key);
+      } else {
+        MF_THROW(where(at, key), ": unknown key (known keys: ", kKeys, ")");
+      }
+    }
+    return c;
   }
 
  private:
@@ -72,42 +159,21 @@ class Reader {
 }  // namespace
 
 ClusterConfig parse_cluster_config(const std::string& text, const std::string& path) {
-  YamlNode root = parse_yaml(text, path);
-  Reader r(path);
-  MF_CHECK(root.kind == YamlNode::Kind::Map, "config ", path, ": the top level must be 'key: value' lines");
-  ClusterConfig c;
-  c.path = path;
-  for (const auto& [key, value] : root.map) {
-    if (key == "ranks") {
-      c.ranks = r.positive_int(value, key);
-    } else if (key == "hosts") {
-      MF_CHECK(value.kind == YamlNode::Kind::List, r.where(value, key), " must be a list of '- host: NAME' items");
-      for (const auto& item : value.list) c.hosts.push_back(r.host(item));
-      check_hosts(c.hosts, "config " + path + ": hosts");
-    } else if (key == "threads_per_rank") {
-      c.threads_per_rank = r.positive_int(value, key);
-    } else if (key == "mpirun_args") {
-      c.mpirun_args = r.strings(value, key);
-    } else if (key == "srun_args") {
-      c.srun_args = r.strings(value, key);
-    } else if (key == "env") {
-      MF_CHECK(value.kind == YamlNode::Kind::Map, r.where(value, key), " must be a map of 'NAME: value' lines");
-      for (const auto& [name, v] : value.map) {
-        MF_CHECK(name.find_first_of("= ") == std::string::npos, r.where(v, "env"), ": '", name,
-                 "' is not a variable name");
-        c.env.emplace_back(name, r.scalar(v, "env." + name));
-      }
-    } else if (key == "timeout") {
-      c.timeout_s = r.seconds(value, key);
-    } else if (key == "max_restarts") {
-      c.max_restarts = r.positive_int(value, key, 0);
-    } else if (key == "failure_dir") {
-      c.failure_dir = r.scalar(value, key);
-    } else {
-      MF_THROW(r.where(value, key), ": unknown key (known keys: ", kKeys, ")");
-    }
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    MF_THROW("config ", path, ":", e.mark.line + 1, ": not valid YAML (column ", e.mark.column + 1, "): ", e.msg);
   }
-  return c;
+  Reader r(path);
+  if (documents.empty()) return r.config(YAML::Node());
+  MF_CHECK(documents.size() == 1, r.where(documents[1], "a second document"), " ('---'): a config is one document");
+  try {
+    return r.config(documents[0]);
+  } catch (const YAML::Exception& e) {
+    // Reading the parsed nodes throws nothing we know of; this keeps the promise of one error type.
+    MF_THROW("config ", path, ":", e.mark.line + 1, ": ", e.msg);
+  }
 }
 
 ClusterConfig load_cluster_config(const std::string& path) {

@@ -8,7 +8,6 @@
 #include "hosts.h"
 #include "options.h"
 #include "test_util.h"
-#include "yaml_subset.h"
 
 namespace {
 
@@ -73,39 +72,44 @@ TEST(Hosts, Hostfile) {
   EXPECT_MF_ERROR(ml::read_hostfile("/nonexistent/hostfile"), "--hostfile /nonexistent/hostfile", "cannot open");
 }
 
-TEST(Yaml, Subset) {
-  auto root = ml::parse_yaml(
-      "# top\nname: 'a # not a comment'\nlist:\n  - one\n  - \"two\"   # comment\nmaps:\n- host: x\n  slots: 2\n"
-      "- host: y\nnested:\n  inner:\n    k: v\n  after: 3\nempty:\n",
+// The file is YAML read by yaml-cpp (Note [Cluster configs are YAML]): comments, quoting, block and
+// flow collections, anchors.
+TEST(ClusterConfig, YamlForms) {
+  auto c = ml::parse_cluster_config(
+      "# top\nfailure_dir: 'a # not a comment'   # comment\nmpirun_args: [--bind-to, \"core\"]\n"
+      "hosts:\n- {host: x, slots: 2}\n- host: y\n- z:3\nenv: {A: &v \"1 2\", B: *v}\nsrun_args:\n  - -N\n  - '2'\n",
       "t.yaml");
-  ASSERT_EQ(root.kind, ml::YamlNode::Kind::Map);
-  ASSERT_EQ(root.map.size(), 5u);
-  EXPECT_EQ(root.map[0].first, "name");
-  EXPECT_EQ(root.map[0].second.scalar, "a # not a comment");
-  const auto& list = root.map[1].second;
-  ASSERT_EQ(list.kind, ml::YamlNode::Kind::List);
-  ASSERT_EQ(list.list.size(), 2u);
-  EXPECT_EQ(list.list[1].scalar, "two");
-  const auto& maps = root.map[2].second;
-  ASSERT_EQ(maps.list.size(), 2u);
-  ASSERT_EQ(maps.list[0].map.size(), 2u);
-  EXPECT_EQ(maps.list[0].map[1].first, "slots");
-  EXPECT_EQ(maps.list[0].map[1].second.scalar, "2");
-  EXPECT_EQ(maps.list[1].map[0].second.scalar, "y");
-  const auto& nested = root.map[3].second;
-  EXPECT_EQ(nested.map[0].second.map[0].second.scalar, "v");
-  EXPECT_EQ(nested.map[1].second.scalar, "3");
-  EXPECT_EQ(nested.map[1].second.line, 13);
-  EXPECT_EQ(root.map[4].second.scalar, "");
+  EXPECT_EQ(c.failure_dir, "a # not a comment");
+  EXPECT_EQ(c.mpirun_args, (Words{"--bind-to", "core"}));
+  EXPECT_EQ(c.hosts, (Hosts{{"x", 2}, {"y", 1}, {"z", 3}}));
+  ASSERT_EQ(c.env.size(), 2u);
+  EXPECT_EQ(c.env[1], (std::pair<std::string, std::string>{"B", "1 2"}));
+  EXPECT_EQ(c.srun_args, (Words{"-N", "2"}));
+  EXPECT_FALSE(ml::parse_cluster_config("# only a comment\n", "t.yaml").ranks.has_value());
+  EXPECT_TRUE(ml::parse_cluster_config("", "t.yaml").hosts.empty());
 }
 
-TEST(Yaml, Errors) {
-  EXPECT_MF_ERROR(ml::parse_yaml("a: 1\n   b: 2\n", "t.yaml"), "config t.yaml:2", "unexpected indentation");
-  EXPECT_MF_ERROR(ml::parse_yaml("a: 1\nb\n", "t.yaml"), "t.yaml:2", "expected 'key: value', got 'b'");
-  EXPECT_MF_ERROR(ml::parse_yaml("a: 1\na: 2\n", "t.yaml"), "t.yaml:2", "key 'a' appears twice");
-  EXPECT_MF_ERROR(ml::parse_yaml("a: [1, 2]\n", "t.yaml"), "t.yaml:1", "not support");
-  EXPECT_MF_ERROR(ml::parse_yaml("a:\n\t- 1\n", "t.yaml"), "t.yaml:2", "tabs");
-  EXPECT_MF_ERROR(ml::parse_yaml("a: 'open\n", "t.yaml"), "t.yaml:1", "unterminated");
+TEST(ClusterConfig, YamlErrors) {
+  // Syntax errors come from yaml-cpp with its line; the rest are the reader's.
+  EXPECT_MF_ERROR(ml::parse_cluster_config("ranks: 1\n   b: 2\n", "t.yaml"), "config t.yaml:2", "not valid YAML");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("ranks: 1\nhosts: [a, b\n", "t.yaml"), "config t.yaml:3", "not valid YAML",
+                  "end of sequence flow not found");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("mpirun_args:\n\t- 1\n", "t.yaml"), "t.yaml:2", "not valid YAML");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("ranks: *nowhere\n", "t.yaml"), "t.yaml:1", "anchor is not defined");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("ranks: 1\nranks: 2\n", "t.yaml"), "t.yaml:2: ranks", "appears twice");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("env:\n  A: 1\n  A: 2\n", "t.yaml"), "t.yaml:3: env.A", "appears twice");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("ranks: 1\n---\nranks: 2\n", "t.yaml"), "t.yaml:3", "one document");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("- ranks: 1\n", "t.yaml"), "t.yaml:1", "top level must be a map");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("ranks:\n", "t.yaml"), "t.yaml:1: ranks has no value");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("mpirun_args: [a, ~]\n", "t.yaml"), "t.yaml:1: mpirun_args",
+                  "an item has no value");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("failure_dir: \"a\\0b\"\n", "t.yaml"), "t.yaml:1: failure_dir",
+                  "NUL character");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("env: {\"\": 1}\n", "t.yaml"), "t.yaml:1: env", "not a variable name");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("hosts:\n  - a:2,b:2\n", "t.yaml"), "t.yaml:2: hosts item",
+                  "names 2 hosts");
+  EXPECT_MF_ERROR(ml::parse_cluster_config("hosts: [a:x]\n", "t.yaml"), "t.yaml:1: hosts item",
+                  "positive slot count");
 }
 
 TEST(ClusterConfig, AllKeys) {
