@@ -16,41 +16,12 @@ namespace meshflow {
 
 // Attrs -----------------------------------------------------------------------------------------
 
-bool Attrs::has(const std::string& key) const {
-  for (const auto& [k, v] : items_)
-    if (k == key) return true;
-  return false;
-}
-
-const AttrValue& Attrs::get_(const std::string& key) const {
-  for (const auto& [k, v] : items_)
-    if (k == key) return v;
+void Attrs::missing_(std::string_view key) const {
   MF_THROW("op attribute '", key, "' is missing (have: ", str(), ")");
 }
 
-namespace {
-template <typename T>
-const T& attr_as(const AttrValue& v, const std::string& key, const char* type) {
-  const T* p = std::get_if<T>(&v);
-  MF_CHECK(p != nullptr, "op attribute '", key, "' is not of type ", type);
-  return *p;
-}
-}  // namespace
-
-int64_t Attrs::i(const std::string& key) const {
-  const AttrValue& v = get_(key);
-  if (const bool* b = std::get_if<bool>(&v)) return *b;
-  return attr_as<int64_t>(v, key, "int");
-}
-double Attrs::f(const std::string& key) const {
-  const AttrValue& v = get_(key);
-  if (const int64_t* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
-  return attr_as<double>(v, key, "float");
-}
-bool Attrs::b(const std::string& key) const { return attr_as<bool>(get_(key), key, "bool"); }
-const std::string& Attrs::s(const std::string& key) const { return attr_as<std::string>(get_(key), key, "string"); }
-const std::vector<int64_t>& Attrs::ints(const std::string& key) const {
-  return attr_as<std::vector<int64_t>>(get_(key), key, "int list");
+void Attrs::wrong_type_(std::string_view key, const char* type) const {
+  MF_THROW("op attribute '", key, "' is not of type ", type);
 }
 
 Attrs& Attrs::set(const std::string& key, AttrValue value) {
@@ -224,6 +195,12 @@ std::vector<Tensor> placed_inputs(const OpDef& op, const std::vector<Tensor>& in
 
 }  // namespace
 
+// Note [Per-op cost]
+// A tiny model's training step is a few hundred op calls on tensors of a few dozen elements, so
+// what an op costs besides its kernel (meta vectors, outputs, the tape, attribute look-ups) is the
+// step's cost: bench_fit's tiny_b32 measures it. The dispatch path therefore allocates only what
+// it hands on, opens a DeviceScope only when the device changes, and reads attributes through
+// inline look-ups by string_view.
 std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   std::vector<TensorMeta> in_meta;
   in_meta.reserve(inputs.size());

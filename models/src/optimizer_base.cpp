@@ -89,12 +89,21 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
   const double lr = learning_rate();
   // Updates see the 1-based count of this step (Adam's bias correction uses it).
   const int64_t step = iterations_ + 1;
+  std::vector<Variable> vars;
+  std::vector<Tensor> gs;
+  vars.reserve(g.size());
+  gs.reserve(g.size());
   for (size_t i = 0; i < g.size(); ++i) {
     if (!g[i].defined()) continue;
-    Variable v = variables[i];
-    update(v, g[i], lr, step);
+    vars.push_back(variables[i]);
+    gs.push_back(std::move(g[i]));
   }
+  update_all(vars, gs, lr, step);
   ++iterations_;
+}
+
+void Optimizer::update_all(std::vector<Variable>& vars, const std::vector<Tensor>& grads, double lr, int64_t step) {
+  for (size_t i = 0; i < vars.size(); ++i) update(vars[i], grads[i], lr, step);
 }
 
 namespace detail {

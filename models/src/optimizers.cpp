@@ -68,6 +68,21 @@ class AdamImpl : public SlotOptimizer {
     optim::adam_update_(var, grad, s[0], s[1], o_.amsgrad ? s[2] : none, lr, o_.beta_1, o_.beta_2, o_.epsilon, step,
                         o_.amsgrad, weight_decay_);
   }
+  // One fused call per device for the whole step (weights placed on several devices make several).
+  void update_all(std::vector<Variable>& vars, const std::vector<Tensor>& grads, double lr, int64_t step) override {
+    std::vector<optim::AdamParam> batch;
+    batch.reserve(vars.size());
+    auto flush = [&] {
+      optim::adam_update_(batch, lr, o_.beta_1, o_.beta_2, o_.epsilon, step, o_.amsgrad, weight_decay_);
+      batch.clear();
+    };
+    for (size_t i = 0; i < vars.size(); ++i) {
+      if (!batch.empty() && batch[0].param.device() != vars[i].device()) flush();
+      auto& s = slots_for(vars[i]);
+      batch.push_back({vars[i], grads[i], s[0], s[1], o_.amsgrad ? s[2] : Tensor()});
+    }
+    flush();
+  }
 
  private:
   AdamOptions o_;

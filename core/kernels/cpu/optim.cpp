@@ -61,13 +61,12 @@ void sgd_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<T
   });
 }
 
-// Operands: param, grad, m, v, v_max (the parameter itself unless amsgrad). `alpha` is the
-// bias-corrected step size, `decay` is lr * weight_decay (AdamW).
-void adam_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& at) {
+// Operands: param, grad, m, v, v_max (the parameter itself unless amsgrad), five per parameter
+// for one or more parameters. `alpha` is the bias-corrected step size, `decay` is lr * weight_decay
+// (AdamW).
+void adam_one(const Tensor* in, double alpha, double beta1, double beta2, double eps, bool amsgrad, double decay_) {
   const char* op = "adam_update";
   const Tensor &param = in[0], &grad = in[1], &m = in[2], &v = in[3], &v_max = in[4];
-  const double alpha = at.f("alpha"), beta1 = at.f("beta1"), beta2 = at.f("beta2"), eps = at.f("eps");
-  const bool amsgrad = at.b("amsgrad");
   dispatch_float(param.dtype(), op, [&]<typename T>() {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
@@ -75,7 +74,7 @@ void adam_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<
     T* v_ = v.data<T>();
     T* vm = amsgrad ? v_max.data<T>() : nullptr;
     const T one_b1 = T(1.0 - beta1), one_b2 = T(1.0 - beta2), a = T(alpha), e_ = T(eps);
-    const T decay = T(at.f("decay"));
+    const T decay = T(decay_);
     chunked(param.numel(), [&](int64_t s, int64_t e) {
       if (decay != T(0)) {
 #pragma omp simd
@@ -106,6 +105,13 @@ void adam_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<
       }
     });
   });
+}
+
+void adam_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs& at) {
+  const double alpha = at.f("alpha"), beta1 = at.f("beta1"), beta2 = at.f("beta2"), eps = at.f("eps");
+  const double decay = at.f("decay");
+  const bool amsgrad = at.b("amsgrad");
+  for (size_t i = 0; i + 5 <= in.size(); i += 5) adam_one(&in[i], alpha, beta1, beta2, eps, amsgrad, decay);
 }
 
 // Operands: param, grad, ms, mg (param unless centered), mom (param unless momentum > 0).

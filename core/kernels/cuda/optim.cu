@@ -143,13 +143,17 @@ void sgd_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Att
   });
 }
 
+// Five operands per parameter (param, grad, m, v, v_max), one launch per parameter.
 void adam_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {
-  const int64_t n = in[0].numel();
-  run_float(in[0], "adam_update", [&]<typename T>() {
-    adam_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(
-        ptr<T>(in[0]), ptr<T>(in[1]), ptr<T>(in[2]), ptr<T>(in[3]), a.b("amsgrad") ? ptr<T>(in[4]) : nullptr, n,
-        T(1.0 - a.f("beta1")), T(1.0 - a.f("beta2")), T(a.f("alpha")), T(a.f("eps")), T(a.f("decay")));
-  });
+  for (size_t i = 0; i + 5 <= in.size(); i += 5) {
+    const int64_t n = in[i].numel();
+    run_float(in[i], "adam_update", [&]<typename T>() {
+      adam_k<T><<<cu::grid_for(n), 256, 0, cu::stream_of(ctx)>>>(
+          ptr<T>(in[i]), ptr<T>(in[i + 1]), ptr<T>(in[i + 2]), ptr<T>(in[i + 3]),
+          a.b("amsgrad") ? ptr<T>(in[i + 4]) : nullptr, n, T(1.0 - a.f("beta1")), T(1.0 - a.f("beta2")),
+          T(a.f("alpha")), T(a.f("eps")), T(a.f("decay")));
+    });
+  }
 }
 
 void rmsprop_kernel(const ExecContext& ctx, const Operands& in, Operands&, const Attrs& a) {

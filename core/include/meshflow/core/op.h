@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -20,18 +21,45 @@ class Attrs {
  public:
   Attrs() = default;
   Attrs(std::initializer_list<std::pair<std::string, AttrValue>> items) : items_(items) {}
-  bool has(const std::string& key) const;
-  int64_t i(const std::string& key) const;
-  double f(const std::string& key) const;
-  bool b(const std::string& key) const;
-  const std::string& s(const std::string& key) const;
-  const std::vector<int64_t>& ints(const std::string& key) const;
+  // Kernels read attributes on every call: the look-ups are inline and take the key as a view,
+  // so a literal key costs no std::string (Note [Per-op cost] in op.cpp).
+  bool has(std::string_view key) const { return find_(key) != nullptr; }
+  int64_t i(std::string_view key) const {
+    const AttrValue& v = get_(key);
+    if (const int64_t* x = std::get_if<int64_t>(&v)) return *x;
+    if (const bool* x = std::get_if<bool>(&v)) return *x;
+    wrong_type_(key, "int");
+  }
+  double f(std::string_view key) const {
+    const AttrValue& v = get_(key);
+    if (const double* x = std::get_if<double>(&v)) return *x;
+    if (const int64_t* x = std::get_if<int64_t>(&v)) return static_cast<double>(*x);
+    wrong_type_(key, "float");
+  }
+  bool b(std::string_view key) const { return as_<bool>(key, "bool"); }
+  const std::string& s(std::string_view key) const { return as_<std::string>(key, "string"); }
+  const std::vector<int64_t>& ints(std::string_view key) const { return as_<std::vector<int64_t>>(key, "int list"); }
   Attrs& set(const std::string& key, AttrValue value);
   std::string str() const;  // "axis=1, keepdims=true"
   const std::vector<std::pair<std::string, AttrValue>>& items() const { return items_; }
 
  private:
-  const AttrValue& get_(const std::string& key) const;
+  const AttrValue* find_(std::string_view key) const {
+    for (const auto& [k, v] : items_)
+      if (k == key) return &v;
+    return nullptr;
+  }
+  const AttrValue& get_(std::string_view key) const {
+    if (const AttrValue* v = find_(key)) return *v;
+    missing_(key);
+  }
+  template <typename T>
+  const T& as_(std::string_view key, const char* type) const {
+    if (const T* x = std::get_if<T>(&get_(key))) return *x;
+    wrong_type_(key, type);
+  }
+  [[noreturn]] void missing_(std::string_view key) const;
+  [[noreturn]] void wrong_type_(std::string_view key, const char* type) const;
   std::vector<std::pair<std::string, AttrValue>> items_;
 };
 

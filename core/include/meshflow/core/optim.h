@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "meshflow/core/tensor.h"
 
@@ -23,6 +24,13 @@ void sgd_update_(Tensor& param, const Tensor& grad, Tensor& buf, double lr, doub
 // `v_max` is read only when amsgrad.
 void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& v_max, double lr, double beta1,
                   double beta2, double eps, int64_t step, bool amsgrad, double weight_decay = 0.0);
+// The same update for many parameters in one op call: one dispatch per step instead of one per
+// parameter (what a small model's step costs; bench_fit's tiny_b32). All on one device.
+struct AdamParam {
+  Tensor param, grad, m, v, v_max;  // v_max is read only when amsgrad
+};
+void adam_update_(const std::vector<AdamParam>& params, double lr, double beta1, double beta2, double eps,
+                  int64_t step, bool amsgrad, double weight_decay = 0.0);
 
 // RMSprop: ms = rho*ms + (1-rho)*g²; centered: mg = rho*mg + (1-rho)*g, denom = sqrt(ms - mg²) + eps,
 // else denom = sqrt(ms) + eps; step = lr*g/denom; with momentum: mom = momentum*mom + step,
