@@ -104,8 +104,8 @@ History Model::fit(const Tensors& x, const Tensors& y, FitOptions o) {
   // is cut into one share per process (array_split), replicas average their gradients, and the
   // metric states are summed over processes at each epoch's end. Only the chief prints.
   const bool distributed = replicated();
-  const int processes = distributed ? strategy_->num_processes() : 1;
-  const int process = distributed ? strategy_->process_rank() : 0;
+  const int processes = distributed ? strategy_->data_shards() : 1;
+  const int process = distributed ? strategy_->data_shard() : 0;
   if (!is_chief()) o.verbose = 0;
 
   Tensors x_train = x, y_train = y;
@@ -132,11 +132,12 @@ std::map<std::string, double> Model::evaluate(const Tensors& x, const Tensors& y
   int64_t nx = count_samples(x, "x"), ny = count_samples(y, "y");
   MF_CHECK(nx == ny, "evaluate: x has ", nx, " samples but y has ", ny, "; they must match");
   reset_metrics();
+  settle_pipeline();
   if (!is_chief()) o.verbose = 0;
   // Under a strategy each process evaluates its share of the rows; the sums are combined below.
   int64_t offset = 0;
-  if (strategy_ && strategy_->num_processes() > 1) {
-    auto [first, count] = detail::share_of(nx, strategy_->num_processes(), strategy_->process_rank());
+  if (strategy_ && strategy_->data_shards() > 1) {
+    auto [first, count] = detail::share_of(nx, strategy_->data_shards(), strategy_->data_shard());
     offset = first;
     nx = count;
   }
@@ -165,6 +166,7 @@ std::map<std::string, double> Model::evaluate(const Tensors& x, const Tensors& y
 Tensors Model::predict(const Tensors& x, PredictOptions o) {
   MF_CHECK(o.batch_size > 0, "predict: batch_size must be positive, got ", o.batch_size);
   if (!is_chief()) o.verbose = 0;  // every process predicts all of x itself
+  settle_pipeline();
   int64_t n = count_samples(x, "x");
   const int64_t steps = (n + o.batch_size - 1) / o.batch_size;
   for (auto& cb : o.callbacks) cb->set_model(this);

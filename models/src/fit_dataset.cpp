@@ -71,7 +71,7 @@ History Model::fit(Dataset& data, FitOptions o) {
   // so all must run the same number of steps: a rank whose data ended early would leave the
   // others waiting in a gradient all-reduce. Checked once, here, where it is cheap.
   const bool distributed = replicated();
-  const int processes = distributed ? strategy_->num_processes() : 1;
+  const int processes = distributed ? strategy_->data_shards() : 1;
   // Agreed in one sum, so every rank fails together, before any step:
   // - a per-rank shard (TF's habit) would be split over the ranks again, and each rank would train
   //   on 1/P of its own batches: refused rather than dropping data silently;
@@ -93,7 +93,7 @@ History Model::fit(Dataset& data, FitOptions o) {
   }
   const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : card;  // may be unknown (-1)
   data.reset();
-  DatasetFeed feed(data, o.steps_per_epoch > 0, processes, distributed ? strategy_->process_rank() : 0);
+  DatasetFeed feed(data, o.steps_per_epoch > 0, processes, distributed ? strategy_->data_shard() : 0);
   return run_epochs(o, feed,
                     {.steps_shown = steps,
                      .step_limit = o.steps_per_epoch > 0 ? o.steps_per_epoch : -1,

@@ -107,6 +107,7 @@ History Model::run_epochs(const FitOptions& o, BatchFeed& feed, const TrainPlan&
     model.reduce_metric_states();
     // Replicas' moving statistics -> their mean (Note [Replica-local statistics]).
     if (replication_) step_strategy().end_epoch(replication_->group);
+    settle_pipeline();  // a pipeline's stages -> every rank holds the whole model (checkpoints, validation)
     epoch_logs = model.collect_logs();
     if (plan.validation && (epoch + 1) % std::max(1, o.validation_freq) == 0) {
       auto vl = model.evaluate(plan.validation->first, plan.validation->second,

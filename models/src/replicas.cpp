@@ -8,6 +8,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/optim.h"
+#include "meshflow/parallel/pipeline.h"
 #include "model_state.h"
 
 namespace meshflow {
@@ -127,6 +128,7 @@ std::map<std::string, double> Model::run_train_step(const Tensors& x, const Tens
                                                     int64_t local_rows) {
   auto& c = *compiled_state_;
   Strategy& s = step_strategy();
+  if (auto* pipeline = dynamic_cast<PipelineStrategy*>(&s)) return run_pipeline_step(x, y, *pipeline);
   const int local = s.num_local_replicas();
   MF_CHECK(local == 1 || (replication_ && !replication_->others.empty()), "model '", name(), "' trains under ",
            s.name(), " with ", local, " local replicas but has one copy: build it with replicate_model(build) ",
@@ -188,7 +190,7 @@ void Model::reduce_metric_states() {
     sizes.push_back(st.size());
     flat.insert(flat.end(), st.begin(), st.end());
   }
-  strategy_->reduce_sums(flat);
+  strategy_->combine_metric_states(flat);
   size_t at = 0;
   for (size_t k = 0; k < all.size(); ++k) {
     all[k]->set_state(std::vector<double>(flat.begin() + at, flat.begin() + at + sizes[k]));

@@ -221,16 +221,18 @@ std::map<std::string, double> Model::train_on_batch(const Tensors& x, const Tens
   // Under a strategy x is this process's share; the processes' shares are assumed equal.
   MF_CHECK(!x.empty(), "train_on_batch: model '", name(), "' was given no inputs");
   const int64_t n = x[0].size(0);
-  return run_train_step(x, y, n * step_strategy().num_processes(), n);
+  return run_train_step(x, y, n * step_strategy().data_shards(), n);
 }
 
 std::map<std::string, double> Model::test_on_batch(const Tensors& x, const Tensors& y) {
   MF_CHECK(compiled_, "model '", name(), "' must be compiled before evaluation: call compile() first");
   reset_metrics();
+  settle_pipeline();
   return run_test_step(x, y);
 }
 
 Tensors Model::predict_on_batch(const Tensors& x) {
+  settle_pipeline();
   NoGradGuard no_grad;
   TrainingScope inference(false);
   return (*this)(x);

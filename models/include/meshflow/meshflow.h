@@ -26,4 +26,5 @@
 #include "meshflow/models/tensorboard.h"
 #include "meshflow/models/tensors.h"
 #include "meshflow/models/version.h"
+#include "meshflow/parallel/pipeline.h"
 #include "meshflow/parallel/strategy.h"

@@ -66,9 +66,13 @@ void load_weights(Layer& layer, const std::string& path) {
   saving::assign_by_name(layer, read_safetensors(path), path);
 }
 
-void Model::save_weights(const std::string& path) const { ::meshflow::save_weights(*this, path); }
+void Model::save_weights(const std::string& path) const {
+  settle_pipeline();
+  ::meshflow::save_weights(*this, path);
+}
 void Model::load_weights(const std::string& path) { ::meshflow::load_weights(*this, path); }
 void Model::save(const std::string& folder, bool include_optimizer) const {
+  settle_pipeline();
   save_model(*this, folder, include_optimizer);
 }
 

@@ -114,6 +114,8 @@ struct TrainPlan;
 }  // namespace detail
 class Dataset;
 
+class PipelineStrategy;
+
 class Model : public Layer {
  public:
   // Functional: the graph from `inputs` (made with Input()) to `outputs`. Throws "Graph
@@ -207,7 +209,14 @@ class Model : public Layer {
   Replication& replication();           // made on first use (one replica: this model)
   bool replicated() const;              // a strategy with more than one replica
   void build_replicas(const Tensors& sample_x);  // every local copy called once, so its weights exist
-  void reduce_metric_states();          // sums metric states over the processes
+  void reduce_metric_states();          // combines metric states over the processes (the strategy's way)
+  // Under a PipelineStrategy (models/src/pipeline_stage.cpp, Note [Pipeline stages]): one step of
+  // this rank's stage, and bringing every stage's weights to every rank after training changed
+  // them (before evaluate, predict, saving and each epoch's end).
+  struct Pipeline;
+  std::map<std::string, double> run_pipeline_step(const Tensors& x, const Tensors& y, PipelineStrategy& strategy);
+  Pipeline& pipeline_stage(const Tensors& x, PipelineStrategy& strategy);
+  void settle_pipeline() const;
   std::map<std::string, double> run_test_step(const Tensors& x, const Tensors& y);
   // Shows a step's final gradients (averaged over replicas, in each variable's grad()) to the
   // observer fit() installs, just before the optimizer applies and clears them.
@@ -227,6 +236,7 @@ class Model : public Layer {
   std::shared_ptr<Compiled> compiled_state_;
   Strategy* strategy_ = nullptr;
   std::shared_ptr<Replication> replication_;
+  std::shared_ptr<Pipeline> pipeline_;
   std::function<void(const std::vector<Variable>&)> gradient_observer_;  // set by fit() for its callbacks
   bool check_gradients_ = false;  // FitOptions::check_gradients, for the fit() running now
   CompileOptions compile_options_;  // what compile() was given, for save_model's compile config

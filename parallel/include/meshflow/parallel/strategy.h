@@ -53,6 +53,11 @@ class Strategy {
   // The devices of this process's replicas (cpu:0.. for MirroredStrategy).
   virtual std::vector<Device> local_devices() const { return {Device()}; }
 
+  // How the batch is split over the processes: data_shards() parts, this process taking part
+  // data_shard() (data parallelism: one per process; a pipeline: one part, every stage sees it).
+  virtual int data_shards() const { return num_processes(); }
+  virtual int data_shard() const { return process_rank(); }
+
   // Connects the processes (one rank each); size 1 when there is only one.
   virtual std::shared_ptr<distributed::Communicator> process_communicator() const = 0;
   // Connects every replica: the one local replica `local_replica` uses for its gradients.
@@ -70,6 +75,9 @@ class Strategy {
   const distributed::BucketOptions& bucket_options() const { return bucket_options_; }
   // Sums each value over the processes, in place (metric states are sums, Metric::state()).
   void reduce_sums(std::vector<double>& values) const;
+  // Combines the processes' metric states (sums of Metric::state()) so every process holds the
+  // whole batch's: summed over the processes here; a pipeline takes its last stage's.
+  virtual void combine_metric_states(std::vector<double>& values) const { reduce_sums(values); }
   // Overwrites each tensor with process 0's value (every process calls it with the same list).
   void broadcast_from_chief(std::vector<Tensor>& tensors) const;
 
