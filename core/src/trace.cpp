@@ -136,7 +136,17 @@ std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs) const {
   }
   for (size_t i = 0; i < values_.size(); ++i)
     if (values_[i].kind == Value::Kind::Constant) env[i] = values_[i].constant;
-  for (const Node& n : nodes_) {
+  run_nodes(env, 0, nodes_.size());
+  std::vector<Tensor> result;
+  for (int id : outputs_) result.push_back(env[id]);
+  return result;
+}
+
+void Graph::run_nodes(std::vector<Tensor>& env, size_t first, size_t end) const {
+  MF_CHECK(env.size() == values_.size() && first <= end && end <= nodes_.size(), "Graph::run_nodes: nodes [", first,
+           ", ", end, ") of ", nodes_.size(), " over ", env.size(), " values (the graph has ", values_.size(), ")");
+  for (size_t i = first; i < end; ++i) {
+    const Node& n = nodes_[i];
     std::vector<Tensor> ins;
     ins.reserve(n.inputs.size());
     for (int id : n.inputs) ins.push_back(env[id]);
@@ -153,9 +163,6 @@ std::vector<Tensor> Graph::run(const std::vector<Tensor>& inputs) const {
     }
     for (size_t k = 0; k < n.outputs.size(); ++k) env[n.outputs[k]] = outs[k];
   }
-  std::vector<Tensor> result;
-  for (int id : outputs_) result.push_back(env[id]);
-  return result;
 }
 
 std::string Graph::str() const {

@@ -140,7 +140,10 @@ TEST(BalancedCuts, EqualsTheBruteForceOptimum) {
 
 // Dense layers (and optionally dropout / batch norm) in float64, with fixed names so every
 // stage's copy agrees on the cut points.
-std::shared_ptr<mf::Sequential> build(const std::string& kind) {
+std::shared_ptr<mf::Model> build_functional(bool residual);
+
+std::shared_ptr<mf::Model> build(const std::string& kind) {
+  if (kind == "functional" || kind == "residual") return build_functional(kind == "residual");
   std::vector<std::shared_ptr<mf::Layer>> layers{mf::make_input_layer({5})};
   layers.push_back(L::Dense(12, {.activation = "tanh", .name = "d1", .dtype = DType::F64}));
   if (kind == "dropout") layers.push_back(L::Dropout(0.3, {.seed = 17, .name = "drop", .dtype = DType::F64}));
@@ -149,6 +152,18 @@ std::shared_ptr<mf::Sequential> build(const std::string& kind) {
   layers.push_back(L::Dense(8, {.activation = "tanh", .name = "d3", .dtype = DType::F64}));
   layers.push_back(L::Dense(2, {.name = "d4", .dtype = DType::F64}));
   return std::make_shared<mf::Sequential>(layers);
+}
+
+// The same network as a functional model, plus a residual block (a skip connection: no cut
+// inside it) when `residual`.
+std::shared_ptr<mf::Model> build_functional(bool residual) {
+  auto in = mf::Input({5}, {.dtype = DType::F64});
+  auto h = L::Dense(12, {.activation = "tanh", .name = "d1", .dtype = DType::F64})(in);
+  auto h2 = L::Dense(12, {.activation = "relu", .name = "d2", .dtype = DType::F64})(h);
+  if (residual) h2 = L::Add({.name = "skip", .dtype = DType::F64})({h, h2});
+  auto h3 = L::Dense(8, {.activation = "tanh", .name = "d3", .dtype = DType::F64})(h2);
+  auto out = L::Dense(2, {.name = "d4", .dtype = DType::F64})(h3);
+  return std::make_shared<mf::Model>(mf::Tensors(in), mf::Tensors(out));
 }
 
 void compile(mf::Model& m) { m.compile({.optimizer = mf::optimizers::Adam({{.learning_rate = 0.01}}), .loss = "mse"}); }
@@ -295,6 +310,14 @@ TEST(PipelineStrategy, FourStagesEqualOneDevice) {
     for (int m : {1, 4, 8}) expect_pipeline_equals_reference("plain", 4, schedule, m, {"d2", "d3", "d4"});
 }
 
+// A functional model is cut where one tensor crosses; a residual block stays whole.
+TEST(PipelineStrategy, FunctionalModelsEqualOneDevice) {
+  expect_pipeline_equals_reference("functional", 2, mf::PipelineSchedule::OneFOneB, 4, {"d3"});
+  expect_pipeline_equals_reference("functional", 4, mf::PipelineSchedule::GPipe, 2, {"d2", "d3", "d4"});
+  expect_pipeline_equals_reference("residual", 3, mf::PipelineSchedule::OneFOneB, 4, {"d2", "d3"});
+  expect_pipeline_equals_reference("residual", 2, mf::PipelineSchedule::OneFOneB, 2);  // automatic
+}
+
 TEST(PipelineStrategy, AutomaticCutsTrainTheSame) {
   expect_pipeline_equals_reference("plain", 2, mf::PipelineSchedule::OneFOneB, 2);
 }
@@ -318,7 +341,8 @@ TEST(PipelineStrategy, BatchNormStatisticsArePerMicroBatch) {
 }
 
 // Bad input on every stage: the same error on each.
-void expect_error(const std::string& kind, int p, mf::PipelineOptions options, int batch, const std::string& want) {
+void expect_error(const std::string& kind, int p, mf::PipelineOptions options, int batch, const std::string& want,
+                  const std::string& want2 = "") {
   auto [x, y] = data(24);
   mf::distributed::LocalGroup group(p, {.timeout = std::chrono::milliseconds(5000)});
   std::vector<std::string> errors(p);
@@ -326,14 +350,7 @@ void expect_error(const std::string& kind, int p, mf::PipelineOptions options, i
     try {
       mf::PipelineStrategy strategy(group.communicator(s), options);
       auto scope = strategy.scope();
-      std::shared_ptr<mf::Model> m;
-      if (kind == "functional") {
-        auto in = mf::Input({5}, {.dtype = DType::F64});
-        auto h = L::Dense(4, {.dtype = DType::F64})(in);
-        m = std::make_shared<mf::Model>(mf::Tensors(in), mf::Tensors(L::Dense(2, {.dtype = DType::F64})(h)));
-      } else {
-        m = build(kind);
-      }
+      auto m = build(kind);
       compile(*m);
       m->fit({x}, {y}, {.epochs = 1, .batch_size = batch, .verbose = 0});
     } catch (const std::exception& e) {
@@ -343,7 +360,10 @@ void expect_error(const std::string& kind, int p, mf::PipelineOptions options, i
   std::vector<std::thread> threads;
   for (int s = 0; s < p; ++s) threads.emplace_back(run, s);
   for (auto& t : threads) t.join();
-  for (int s = 0; s < p; ++s) EXPECT_NE(errors[s].find(want), std::string::npos) << "stage " << s << ": " << errors[s];
+  for (int s = 0; s < p; ++s) {
+    EXPECT_NE(errors[s].find(want), std::string::npos) << "stage " << s << ": " << errors[s];
+    EXPECT_NE(errors[s].find(want2), std::string::npos) << "stage " << s << ": " << errors[s];
+  }
 }
 
 TEST(PipelineStrategy, BadInputIsNamed) {
@@ -352,7 +372,8 @@ TEST(PipelineStrategy, BadInputIsNamed) {
   expect_error("plain", 2, {.cuts = {"d2", "d3"}}, 8, "2 stages need 1 cut point(s), got 2");
   expect_error("plain", 5, {}, 8, "5 stages but model");
   expect_error("plain", 2, {.micro_batches = 3, .cuts = {"d2"}}, 8, "a batch of 8 rows does not divide into 3 micro-batches");
-  expect_error("functional", 2, {}, 8, "is functional; pipeline stages are cut from a Sequential model");
+  expect_error("residual", 2, {.cuts = {"skip"}}, 8, "cut point 'skip' is a layer of model",
+               "more than one tensor crosses there (a skip connection); cut at one of: d1, d2, d3, d4");
   EXPECT_MF_ERROR(mf::PipelineStrategy(nullptr, {}), "the communicator is null");
   EXPECT_MF_ERROR(mf::PipelineStrategy(mf::distributed::make_communicator("stub"), {.micro_batches = 0}),
                    "micro_batches must be >= 1");

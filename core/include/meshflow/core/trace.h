@@ -93,6 +93,10 @@ class Graph {
 
   // Runs the recorded ops on real tensors (through call_op, so autograd records as usual).
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
+  // Runs nodes [first, end) over `env`, one tensor per value id: the values those nodes read must
+  // be set (inputs, constants, earlier results); their results are set here. A pipeline runs a
+  // graph one stage's range of nodes at a time.
+  void run_nodes(std::vector<Tensor>& env, size_t first, size_t end) const;
   std::string str() const;
 
   const std::vector<Value>& values() const { return values_; }

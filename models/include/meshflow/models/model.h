@@ -216,6 +216,7 @@ class Model : public Layer {
   struct Pipeline;
   std::map<std::string, double> run_pipeline_step(const Tensors& x, const Tensors& y, PipelineStrategy& strategy);
   Pipeline& pipeline_stage(const Tensors& x, PipelineStrategy& strategy);
+  std::vector<Tensor> run_segments(const Pipeline& pl, int first, int end, const std::vector<Tensor>& in);
   void settle_pipeline() const;
   std::map<std::string, double> run_test_step(const Tensors& x, const Tensors& y);
   // Shows a step's final gradients (averaged over replicas, in each variable's grad()) to the
