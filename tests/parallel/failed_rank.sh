@@ -6,9 +6,12 @@
 # --mca orte_abort_on_non_zero_status 0, under which mpirun used to stay alive.
 # With TIMEOUT_MS (120000) the collective timeout is far away and the heartbeat must find the rank.
 # With meshflow-run as MPIEXEC its summary must also name rank 1 as the culprit.
-# usage: failed_rank.sh MPIEXEC PROGRAM RANKS stop|kill [TIMEOUT_MS]
+# Arguments after TIMEOUT_MS go to the program (--pipeline 1: the ranks are pipeline stages).
+# usage: failed_rank.sh MPIEXEC PROGRAM RANKS stop|kill [TIMEOUT_MS [PROGRAM ARGS...]]
 set -uo pipefail
 mpiexec=$1 program=$2 ranks=$3 mode=$4 timeout_ms=${5:-2000}
+shift $(( $# < 5 ? $# : 5 ))
+more=("$@")
 extra=()
 [ "$mode" = kill ] && extra=(--mca orte_abort_on_non_zero_status 0)
 fail() { echo "FAIL: $*"; exit 1; }
@@ -17,10 +20,10 @@ start=$(date +%s%3N)
 launcher=0
 if [ "$(basename "$mpiexec")" = meshflow-run ]; then
   launcher=1
-  out=$(OMP_NUM_THREADS=1 timeout -k 5 60 "$mpiexec" -np "$ranks" -- "$program" "$mode" --timeout-ms "$timeout_ms" 2>&1)
+  out=$(OMP_NUM_THREADS=1 timeout -k 5 60 "$mpiexec" -np "$ranks" -- "$program" "$mode" --timeout-ms "$timeout_ms" "${more[@]}" 2>&1)
 else
   out=$(OMP_NUM_THREADS=1 timeout -k 5 60 "$mpiexec" --allow-run-as-root --oversubscribe "${extra[@]}" -np "$ranks" \
-        "$program" "$mode" --timeout-ms "$timeout_ms" 2>&1)
+        "$program" "$mode" --timeout-ms "$timeout_ms" "${more[@]}" 2>&1)
 fi
 rc=$?
 ms=$(( $(date +%s%3N) - start ))

@@ -9,6 +9,8 @@
 // --timeout-ms T sets the collective timeout (2000 by default): with T = 120000 a stopped or
 // killed rank must be found by the heartbeat (Note [Heartbeats]) in seconds. `slow`: rank 1
 // spends 8 s in one step (its heartbeat goes on) and, with a long timeout, nobody fails.
+// --pipeline 1: the ranks are stages of a PipelineStrategy instead, and the others must name
+// "pipeline stage 1 (rank 1)" in the receive that waited for it.
 #include <signal.h>
 #include <unistd.h>
 
@@ -55,10 +57,14 @@ class FailAtBatch : public mf::Callback {
   std::string mode_;
 };
 
-int run(const std::string& mode, int devices, int timeout_ms) {
+int run(const std::string& mode, int devices, int timeout_ms, bool pipeline) {
   std::vector<mf::Device> list;
   for (int d = 0; d < devices; ++d) list.emplace_back("cpu:" + std::to_string(d));
-  mf::MultiWorkerMirroredStrategy s(list, {.timeout = std::chrono::milliseconds(timeout_ms)});
+  const mf::distributed::CommOptions comm{.timeout = std::chrono::milliseconds(timeout_ms)};
+  std::unique_ptr<mf::Strategy> strategy;
+  if (pipeline) strategy = std::make_unique<mf::PipelineStrategy>(mf::PipelineOptions{.micro_batches = 2, .comm = comm});
+  else strategy = std::make_unique<mf::MultiWorkerMirroredStrategy>(list, comm);
+  mf::Strategy& s = *strategy;
   const int rank = s.process_rank();
   if (s.num_processes() < 2) {
     std::printf("FAIL: run under mpirun -np 2 or more\n");
@@ -86,6 +92,12 @@ int run(const std::string& mode, int devices, int timeout_ms) {
     ok = message.empty() && (rank != 0 || secs > 8);  // everyone waited for the slow rank, no error
   } else if (rank == 1) {
     ok = message.find("simulated crash") != std::string::npos;
+  } else if (pipeline) {
+    // The stage that waited on rank 1 names it; the others (stage 2 of 3 waits on stage 1 too).
+    const bool silent = mode == "exit" || mode == "stop" || mode == "kill";
+    ok = message.find("from pipeline stage 1 (rank 1)") != std::string::npos &&
+         message.find(silent && timeout_ms > 10000 ? "found by the heartbeat" : "") != std::string::npos &&
+         (silent || message.find("rank 1 did not post the matching call") != std::string::npos) && secs < 4.5;
   } else {
     // A live rank (thrown or hung) answers the status query with how far it got; a dead one cannot.
     const bool silent = mode == "exit" || mode == "stop" || mode == "kill";
@@ -120,15 +132,17 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "throw";
   try {
     if (mode != "throw" && mode != "hang" && mode != "exit" && mode != "stop" && mode != "kill" && mode != "slow")
-      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit|stop|kill|slow [--devices N] [--timeout-ms T]");
+      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit|stop|kill|slow [--devices N] [--timeout-ms T] [--pipeline 1]");
     int devices = 1, timeout_ms = 2000;
+    bool pipeline = false;
     for (int i = 2; i + 1 < argc; i += 2) {
       const std::string flag = argv[i];
       if (flag == "--devices") devices = std::stoi(argv[i + 1]);
       else if (flag == "--timeout-ms") timeout_ms = std::stoi(argv[i + 1]);
+      else if (flag == "--pipeline") pipeline = std::stoi(argv[i + 1]) != 0;
       else throw mf::Error("unknown option " + flag);
     }
-    rc = run(mode, devices, timeout_ms);
+    rc = run(mode, devices, timeout_ms, pipeline);
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());
   }

@@ -236,6 +236,8 @@ class MpiWork final : public Work {
   MPI_Request request = MPI_REQUEST_NULL;
   std::vector<Tensor> keep;               // buffers MPI reads or writes until done
   std::function<void(const MPI_Status&)> on_done;
+  int peer = -1;                          // the other rank of a send or receive
+  std::function<std::string()> peer_failure;  // the heartbeat's verdict ("" while every rank beats)
 
   bool is_completed() override {
     if (done_) return true;
@@ -255,12 +257,23 @@ class MpiWork final : public Work {
 
   void wait(std::chrono::milliseconds timeout) override {
     const auto deadline = Clock::now() + timeout;
+    auto next_check = Clock::now() + std::chrono::milliseconds(100);
     for (uint64_t spins = 0; !is_completed(); ++spins) {
       auto now = Clock::now();
       if (now >= deadline)
         internal::throw_timeout(name_, tensor_, rank_, size_, "mpi",
                                 std::chrono::duration_cast<std::chrono::milliseconds>(now - start_), timeout,
-                                "some rank did not reach this call (MPI does not say which)");
+                                peer >= 0 ? "rank " + std::to_string(peer) + " did not post the matching call"
+                                          : std::string("some rank did not reach this call (MPI does not say which)"));
+      // A stopped or dead peer is named by the heartbeat within seconds, whatever the timeout.
+      if (peer_failure && now >= next_check) {
+        next_check = now + std::chrono::milliseconds(100);
+        std::string gone = peer_failure();
+        if (!gone.empty())
+          internal::throw_peer_failure(name_, tensor_, rank_, size_,
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(now - start_), timeout,
+                                       gone);
+      }
       // Spin while the transfer is young (MPI progresses inside MPI_Test); back off on long waits.
       if (now - start_ > std::chrono::seconds(1)) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -409,6 +422,7 @@ class MpiCommunicator final : public Communicator {
     Tensor src = internal::contiguous_input(t);
     auto w = work("send(to rank " + std::to_string(dst) + ", tag " + std::to_string(tag) + ")", describe(t));
     w->keep = {src};
+    w->peer = dst;
     int bytes = to_count(t.numel() * static_cast<int64_t>(dtype_size(t.dtype())), "send");
     auto lock = MpiRuntime::get().guard();
     MF_MPI_CHECK(MPI_Isend(src.raw_data(), bytes, MPI_BYTE, dst, tag, comm_, &w->request));
@@ -422,6 +436,7 @@ class MpiCommunicator final : public Communicator {
     std::string what = "recv(from rank " + std::to_string(src) + ", tag " + std::to_string(tag) + ")";
     auto w = work(what, describe(t));
     w->keep = {t};
+    w->peer = src;
     int bytes = to_count(t.numel() * static_cast<int64_t>(dtype_size(t.dtype())), "recv");
     w->on_done = [bytes, what, desc = describe(t)](const MPI_Status& status) {
       int got = 0;
@@ -458,7 +473,9 @@ class MpiCommunicator final : public Communicator {
     return w;
   }
   std::shared_ptr<MpiWork> work(const std::string& name, const std::string& tensor) const {
-    return std::make_shared<MpiWork>(options().timeout, rank_, size_, name, tensor);
+    auto w = std::make_shared<MpiWork>(options().timeout, rank_, size_, name, tensor);
+    if (heartbeat_) w->peer_failure = [hb = heartbeat_] { return hb->failure(); };
+    return w;
   }
   void check_peer(int peer, const char* what, const char* role) const {
     MF_CHECK(peer >= 0 && peer < size_, what, ": ", role, " rank ", peer, " is not in the MPI world of size ", size_);
