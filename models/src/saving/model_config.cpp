@@ -214,4 +214,24 @@ std::shared_ptr<Model> model_from_config(const Json& config, const std::string& 
   }
 }
 
+std::shared_ptr<Model> model_from_config_text(const std::string& text, const std::string& src, Json* config) {
+  Json parsed;
+  try {
+    parsed = Json::parse(text);
+  } catch (const Json::exception& e) {
+    MF_THROW("'", src, "': not valid JSON (", e.what(), ")");
+  }
+  std::shared_ptr<Model> model;
+  try {
+    model = model_from_config(parsed, src);
+  } catch (const Error& e) {
+    // Errors from layer factories do not know the file; prefix it once.
+    std::string msg = e.what();
+    if (msg.find(src) == std::string::npos) MF_THROW("'", src, "': ", msg);
+    throw;
+  }
+  if (config) *config = std::move(parsed);
+  return model;
+}
+
 }  // namespace meshflow::saving

@@ -96,22 +96,9 @@ std::shared_ptr<Model> load_once(const std::string& folder, bool compile) {
   MF_CHECK(fs::is_directory(folder), "load_model: '", folder, "' is not a folder (save_model writes a folder with ",
            "config.json and model.safetensors)");
   const std::string config_path = (fs::path(folder) / "config.json").string();
-  std::string text = saving::read_whole_file(config_path, "model config");
   Json config;
-  try {
-    config = Json::parse(text);
-  } catch (const Json::exception& e) {
-    MF_THROW("'", config_path, "': not valid JSON (", e.what(), ")");
-  }
-  std::shared_ptr<Model> model;
-  try {
-    model = saving::model_from_config(config, config_path);
-  } catch (const Error& e) {
-    // Errors from layer factories do not know the file; prefix it once.
-    std::string msg = e.what();
-    if (msg.find(config_path) == std::string::npos) MF_THROW("'", config_path, "': ", msg);
-    throw;
-  }
+  std::shared_ptr<Model> model = saving::model_from_config_text(
+      saving::read_whole_file(config_path, "model config"), config_path, &config);
   const std::string weights_path = (fs::path(folder) / "model.safetensors").string();
   Json meta;
   auto weights = read_safetensors(weights_path, &meta);
