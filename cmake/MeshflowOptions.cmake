@@ -24,3 +24,18 @@ function(meshflow_resolve name found what)
     set(MESHFLOW_SUMMARY_${name} "off (not found: ${what})" PARENT_SCOPE)
   endif()
 endfunction()
+
+# Note [Fuzz builds]: MESHFLOW_BUILD_FUZZERS=ON makes a build folder for the libFuzzer targets
+# (tests/fuzz). Some harnesses link whole Meshflow libraries, so every target in that folder is
+# compiled with coverage for libFuzzer, ASan and UBSan (UB stops the run, so libFuzzer keeps the
+# input); keep it apart from the main build.
+option(MESHFLOW_BUILD_FUZZERS "Build the libFuzzer targets (needs clang; instruments the whole build)" OFF)
+if(MESHFLOW_BUILD_FUZZERS)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "MESHFLOW_BUILD_FUZZERS needs clang: configure a separate build with "
+                        "-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang")
+  endif()
+  add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=fuzzer-no-link,address,undefined>"
+                      "$<$<COMPILE_LANGUAGE:C,CXX>:-fno-sanitize-recover=undefined;-fno-omit-frame-pointer>")
+  add_link_options(-fsanitize=address,undefined)
+endif()

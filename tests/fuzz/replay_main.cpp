@@ -9,6 +9,8 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+// Harnesses that need set-up define it, as libFuzzer lets them; the others leave it null.
+extern "C" __attribute__((weak)) int LLVMFuzzerInitialize(int* argc, char*** argv);
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
@@ -21,6 +23,7 @@ int main(int argc, char** argv) {
       files.emplace_back(argv[i]);
     }
   }
+  if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
   if (files.empty()) {
     std::fprintf(stderr, "usage: %s corpus_folder_or_files...\n", argv[0]);
     return 2;
