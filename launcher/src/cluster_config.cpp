@@ -1,6 +1,7 @@
 // Reads a cluster config with yaml-cpp and turns it into a ClusterConfig, checking every key and value type.
 #include "cluster_config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
@@ -22,6 +23,27 @@ namespace {
 // error, and no value may hold a NUL character (every value ends up in an argv or environment
 // string, where a NUL would silently cut it short). Every error names the file and the 1-based
 // line of the key or item it is about.
+
+// Note [yaml-cpp 0.7's endless documents]
+// Where a document starts with a token yaml-cpp 0.7 cannot make a node of (a ',' first, say), its
+// parser reports an empty document without moving past the token: YAML::LoadAll then loops for ever,
+// allocating as it goes (jbeder/yaml-cpp#1040, fixed upstream in 2024 by #1319), and YAML::Load
+// returns an empty document. So the first document is read with YAML::Load, the documents are
+// counted by at most two steps of the parser, and a second document that starts where the first did
+// is that case: an error, never an empty config.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
 
 const char* kKeys = "ranks, hosts, threads_per_rank, mpirun_args, srun_args, env, timeout, max_restarts, failure_dir";
 
@@ -63,22 +85,30 @@ class Reader {
   std::vector<std::string> strings(const YAML::Node& n, const YAML::Mark& at, const std::string& key) const {
     MF_CHECK(n.IsSequence(), where(at, key), " must be a list of values ('- value' lines or [a, b])");
     std::vector<std::string> out;
-    for (const auto& item : n) {
+    for (const YAML::Node item : n) {
       MF_CHECK(!item.IsNull(), where(at, key), ": an item has no value");  // a null's mark is the next token's
       out.push_back(scalar(item, item.Mark(), key + " item"));
     }
     return out;
   }
 
-  // The keys of a map in file order, each checked to be a plain value given once.
-  std::vector<std::pair<std::string, YAML::const_iterator>> keys(const YAML::Node& map, const std::string& what) const {
-    std::vector<std::pair<std::string, YAML::const_iterator>> out;
+  struct Entry {
+    std::string key;
+    YAML::Mark at;  // the key's position
+    YAML::Node value;
+  };
+
+  // The entries of a map in file order, each key checked to be a plain value given once. Nodes are
+  // copied out: a yaml-cpp iterator's pair is a temporary, gone at the end of the expression.
+  std::vector<Entry> entries(const YAML::Node& map, const std::string& what) const {
+    std::vector<Entry> out;
     std::set<std::string> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      const std::string& key = scalar(it->first, it->first.Mark(), what.empty() ? "key" : what + " key");
-      MF_CHECK(seen.insert(key).second, where(it->first, what.empty() ? key : what + "." + key), ": the key ",
+    for (const auto& pair : map) {
+      const YAML::Node key_node = pair.first;
+      std::string key = scalar(key_node, key_node.Mark(), what.empty() ? "key" : what + " key");
+      MF_CHECK(seen.insert(key).second, where(key_node, what.empty() ? key : what + "." + key), ": the key ",
                "appears twice");
-      out.emplace_back(key, it);
+      out.push_back({std::move(key), key_node.Mark(), pair.second});
     }
     return out;
   }
@@ -99,10 +129,9 @@ class Reader {
     }
     MF_CHECK(n.IsMap(), where(n, "hosts item"), " must be 'host: NAME' with 'slots: N'");
     HostSlots h{"", 1};
-    for (const auto& [key, it] : keys(n, "hosts")) {
-      const YAML::Mark at = it->first.Mark();
-      if (key == "host") h.host = scalar(it->second, at, "hosts.host");
-      else if (key == "slots") h.slots = positive_int(it->second, at, "hosts.slots");
+    for (const auto& [key, at, value] : entries(n, "hosts")) {
+      if (key == "host") h.host = scalar(value, at, "hosts.host");
+      else if (key == "slots") h.slots = positive_int(value, at, "hosts.slots");
       else MF_THROW(where(at, "hosts." + key), ": unknown key (known: host, slots)");
     }
     MF_CHECK(!h.host.empty(), where(n, "hosts item"), ": needs 'host: NAME'");
@@ -112,16 +141,14 @@ class Reader {
   ClusterConfig config(const YAML::Node& root) const {
     ClusterConfig c;
     c.path = path_;
-    if (root.IsNull()) return c;  // an empty file, or only comments
+    if (root.IsNull()) return c;  // an empty file, only comments, or "~"
     MF_CHECK(root.IsMap(), where(root, "the top level"), " must be a map of 'key: value' lines");
-    for (const auto& [key, it] : keys(root, "")) {
-      const YAML::Node& value = it->second;
-      const YAML::Mark at = it->first.Mark();
+    for (const auto& [key, at, value] : entries(root, "")) {
       if (key == "ranks") {
         c.ranks = positive_int(value, at, key);
       } else if (key == "hosts") {
         MF_CHECK(value.IsSequence(), where(at, key), " must be a list of '- host: NAME' items");
-        for (const auto& item : value) {
+        for (const YAML::Node item : value) {
           MF_CHECK(!item.IsNull(), where(at, key), ": an item has no value");
           c.hosts.push_back(host(item));
         }
@@ -134,10 +161,10 @@ class Reader {
         c.srun_args = strings(value, at, key);
       } else if (key == "env") {
         MF_CHECK(value.IsMap(), where(at, key), " must be a map of 'NAME: value' lines");
-        for (const auto& [name, var] : keys(value, "env")) {
-          MF_CHECK(!name.empty() && name.find_first_of("= \t\n") == std::string::npos, where(var->first, "env"),
+        for (const auto& [name, name_at, var] : entries(value, "env")) {
+          MF_CHECK(!name.empty() && name.find_first_of("= \t\n") == std::string::npos, where(name_at, "env"),
                    ": '", name, "' is not a variable name");
-          c.env.emplace_back(name, scalar(var->second, var->first.Mark(), "env." + name));
+          c.env.emplace_back(name, scalar(var, name_at, "env." + name));
         }
       } else if (key == "timeout") {
         c.timeout_s = seconds(value, at, key);
@@ -159,17 +186,26 @@ class Reader {
 }  // namespace
 
 ClusterConfig parse_cluster_config(const std::string& text, const std::string& path) {
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
+  DocumentStarts documents;
   try {
-    documents = YAML::LoadAll(text);
+    root = YAML::Load(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    for (int i = 0; i < 2 && parser.HandleNextDocument(documents); ++i) {
+    }
   } catch (const YAML::Exception& e) {
     MF_THROW("config ", path, ":", e.mark.line + 1, ": not valid YAML (column ", e.mark.column + 1, "): ", e.msg);
   }
   Reader r(path);
-  if (documents.empty()) return r.config(YAML::Node());
-  MF_CHECK(documents.size() == 1, r.where(documents[1], "a second document"), " ('---'): a config is one document");
+  if (documents.starts.size() > 1) {
+    const YAML::Mark& second = documents.starts[1];
+    MF_CHECK(second.pos != documents.starts[0].pos, "config ", path, ":", second.line + 1, ": not valid YAML (column ",
+             second.column + 1, "): yaml-cpp cannot read a value here");
+    MF_THROW(r.where(second, "a second document"), " ('---'): a config is one document");
+  }
   try {
-    return r.config(documents[0]);
+    return r.config(root);
   } catch (const YAML::Exception& e) {
     // Reading the parsed nodes throws nothing we know of; this keeps the promise of one error type.
     MF_THROW("config ", path, ":", e.mark.line + 1, ": ", e.msg);

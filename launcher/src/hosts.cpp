@@ -21,6 +21,10 @@ void check_hosts(const std::vector<HostSlots>& hosts, const std::string& origin)
   MF_CHECK(!hosts.empty(), origin, ": no hosts listed");
   for (size_t i = 0; i < hosts.size(); ++i) {
     MF_CHECK(!hosts[i].host.empty(), origin, ": empty host name");
+    // These would split or cut the name in mpirun's "--host h1:2,h2:2" and in hostfiles.
+    for (char c : hosts[i].host)
+      MF_CHECK(static_cast<unsigned char>(c) > ' ' && c != ',' && c != ':' && c != '=' && c != '#' && c != 0x7f, origin,
+               ": '", hosts[i].host, "' is not a host name (no spaces, control characters, ',', ':', '=' or '#')");
     MF_CHECK(hosts[i].slots >= 1, origin, ": host ", hosts[i].host, " has ", hosts[i].slots, " slots (needs >= 1)");
     for (size_t j = 0; j < i; ++j)
       MF_CHECK(hosts[j].host != hosts[i].host, origin, ": host ", hosts[i].host, " is listed twice");
