@@ -157,6 +157,29 @@ TEST(Pool2d, MatchesFloat64Loops) {
   }
 }
 
+// Max pooling's forward takes channels in register blocks (32 floats, 16 doubles) and a remainder:
+// 37 channels exercise both, with a NaN inside a block and one in the remainder.
+TEST(Pool2d, MaxOverChannelBlocksMatchesLoopsAndKeepsNaN) {
+  Tensor x = random_tensor({2, 6, 5, 37}, 404);
+  const Pool2dOptions o{.pool_size = {3, 2}, .strides = {2, 1}, .padding = "same"};
+  EXPECT_TRUE(tensors_near(max_pool2d(x, o), naive_pool(x, o, true), 1e-12, 1e-12));
+  EXPECT_TRUE(tensors_near(max_pool2d(x.to(DType::F32), o), naive_pool(x, o, true), 1e-6, 1e-6));
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor y = x.to(dt).clone();
+    std::vector<double> v = mf_test::values(y);
+    v[(((0 * 6 + 2) * 5 + 1) * 37) + 3] = NAN;   // sample 0, row 2, column 1, channel 3 (a block)
+    v[(((1 * 6 + 4) * 5 + 3) * 37) + 36] = NAN;  // sample 1, row 4, column 3, channel 36 (the remainder)
+    y = from_vector(v, y.shape(), {.dtype = DType::F64}).to(dt);
+    std::vector<double> out = mf_test::values(max_pool2d(y, {.pool_size = {2, 2}}));  // [2, 3, 2, 37]
+    auto at = [](int n, int r, int c, int ch) { return static_cast<size_t>((((n * 3 + r) * 2 + c) * 37) + ch); };
+    EXPECT_TRUE(std::isnan(out[at(0, 1, 0, 3)])) << dtype_name(dt);
+    EXPECT_TRUE(std::isnan(out[at(1, 2, 1, 36)])) << dtype_name(dt);
+    size_t nans = 0;
+    for (double o2 : out) nans += std::isnan(o2);
+    EXPECT_EQ(nans, 2u) << dtype_name(dt);
+  }
+}
+
 // f32 pooling runs through oneDNN; its gradients must match the f64 kernels checked above.
 TEST(Pool2d, Float32GradientsAgreeWithFloat64) {
   Tensor x = random_tensor({2, 7, 8, 5}, 402);

@@ -30,20 +30,45 @@ Span window_span(const Window2d& g, int64_t oy, int64_t ox) {
   return {std::max<int64_t>(ty, 0), std::min(ty + g.kh, g.h), std::max<int64_t>(tx, 0), std::min(tx + g.kw, g.w)};
 }
 
+// NaN wins a comparison, as in torch.maximum.
+template <typename T>
+inline T max_nan(T a, T b) {
+  return (a > b || a != a) ? a : b;
+}
+
+// Channels go in blocks held in registers across the window (the output is written once); a
+// block's width is fixed so the compiler keeps it unrolled and vectorized.
 template <typename T>
 void max_pool_forward(const T* x, const Window2d& g, T* y) {
+  constexpr int64_t kBlock = 128 / sizeof(T);  // 32 floats: four 256-bit vectors
   parallel_for(0, g.n * g.oh, 1, [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
       for (int64_t ox = 0; ox < g.ow; ++ox) {
         T* out = y + (r * g.ow + ox) * g.c;
-        std::fill(out, out + g.c, -std::numeric_limits<T>::infinity());
         const Span sp = window_span(g, oy, ox);
+        const T* base = x + (n * g.h * g.w) * g.c;
+        int64_t c0 = 0;
+        for (; c0 + kBlock <= g.c; c0 += kBlock) {
+          T acc[kBlock];
+#pragma omp simd
+          for (int64_t c = 0; c < kBlock; ++c) acc[c] = -std::numeric_limits<T>::infinity();
+          for (int64_t iy = sp.y0; iy < sp.y1; ++iy)
+            for (int64_t ix = sp.x0; ix < sp.x1; ++ix) {
+              const T* in = base + (iy * g.w + ix) * g.c + c0;
+#pragma omp simd
+              for (int64_t c = 0; c < kBlock; ++c) acc[c] = max_nan(in[c], acc[c]);
+            }
+#pragma omp simd
+          for (int64_t c = 0; c < kBlock; ++c) out[c0 + c] = acc[c];
+        }
+        if (c0 == g.c) continue;
+        std::fill(out + c0, out + g.c, -std::numeric_limits<T>::infinity());
         for (int64_t iy = sp.y0; iy < sp.y1; ++iy)
           for (int64_t ix = sp.x0; ix < sp.x1; ++ix) {
-            const T* in = x + ((n * g.h + iy) * g.w + ix) * g.c;
+            const T* in = base + (iy * g.w + ix) * g.c;
 #pragma omp simd
-            for (int64_t c = 0; c < g.c; ++c) out[c] = (in[c] > out[c] || in[c] != in[c]) ? in[c] : out[c];  // NaN wins
+            for (int64_t c = c0; c < g.c; ++c) out[c] = max_nan(in[c], out[c]);
           }
       }
     }
