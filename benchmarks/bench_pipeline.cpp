@@ -1,7 +1,7 @@
 // The pipeline bubble, measured next to its theory (p - 1) / (m + p - 1), and each stage's peak
 // activation memory under GPipe and 1F1B, for p stages (one per rank) and m micro-batches.
 //   OMP_NUM_THREADS=1 mpirun -np 2 ./bench_pipeline [layers] [width] [batch]
-// The model: `layers` Dense(width, relu) layers (default 8 x 1024, f32, batch 256), cut evenly.
+// The model: `layers` Dense(width, relu) layers (default 8 x 512, f32, batch 1024), cut evenly.
 // A stage's bubble is the part of its step it spent waiting (step time minus its forward,
 // backward and update time), the median of 5 steps after 2 warm-up steps; the table shows the
 // mean over stages. Peak activation memory is the most host memory a stage held during a step
@@ -33,8 +33,8 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   const int layers = argc > 1 ? std::atoi(argv[1]) : 8;
-  const int64_t width = argc > 2 ? std::atoll(argv[2]) : 1024;
-  const int64_t batch = argc > 3 ? std::atoll(argv[3]) : 256;
+  const int64_t width = argc > 2 ? std::atoll(argv[2]) : 512;
+  const int64_t batch = argc > 3 ? std::atoll(argv[3]) : 1024;
   const int p = mf::distributed::detect_world().size;
   if (p < 2) {
     std::printf("bench_pipeline: run it under mpirun -np 2 (or more): one stage per rank\n");
