@@ -210,25 +210,18 @@ struct StageResult {
   int max_live = 0;
 };
 
-// Trains `kind` with p stages (threads) and the given schedule and micro-batches; every stage's
-// result after fit (which settles every stage's weights onto every rank).
-std::vector<StageResult> train_pipelined(const std::string& kind, int p, mf::PipelineOptions options, int epochs,
-                                         int batch) {
-  auto [x, y] = data(24);
-  auto init = initial_weights(kind);
-  mf::distributed::LocalGroup group(p);
-  std::vector<StageResult> results(p);
+// Runs body(stage, strategy) for each of p stages, one thread each over a LocalGroup; returns each
+// stage's error message ("" when it finished).
+std::vector<std::string> on_stages(int p, const mf::PipelineOptions& options,
+                                   const std::function<void(int, mf::PipelineStrategy&)>& body,
+                                   mf::distributed::CommOptions comm = {}) {
+  mf::distributed::LocalGroup group(p, comm);
   std::vector<std::string> errors(p);
   auto run = [&](int s) {
     try {
       mf::PipelineStrategy strategy(group.communicator(s), options);
       auto scope = strategy.scope();
-      auto m = build(kind);
-      set_all(*m, init);
-      compile(*m);
-      results[s].history = m->fit({x}, {y}, {.epochs = epochs, .batch_size = batch, .verbose = 0, .shuffle = false});
-      results[s].weights = values(*m);
-      results[s].max_live = strategy.last_step_stats().max_live_activations;
+      body(s, strategy);
     } catch (const std::exception& e) {
       errors[s] = e.what();
     }
@@ -236,6 +229,24 @@ std::vector<StageResult> train_pipelined(const std::string& kind, int p, mf::Pip
   std::vector<std::thread> threads;
   for (int s = 0; s < p; ++s) threads.emplace_back(run, s);
   for (auto& t : threads) t.join();
+  return errors;
+}
+
+// Trains `kind` with p stages (threads) and the given schedule and micro-batches; every stage's
+// result after fit (which settles every stage's weights onto every rank).
+std::vector<StageResult> train_pipelined(const std::string& kind, int p, mf::PipelineOptions options, int epochs,
+                                         int batch) {
+  auto [x, y] = data(24);
+  auto init = initial_weights(kind);
+  std::vector<StageResult> results(p);
+  auto errors = on_stages(p, options, [&](int s, mf::PipelineStrategy& strategy) {
+    auto m = build(kind);
+    set_all(*m, init);
+    compile(*m);
+    results[s].history = m->fit({x}, {y}, {.epochs = epochs, .batch_size = batch, .verbose = 0, .shuffle = false});
+    results[s].weights = values(*m);
+    results[s].max_live = strategy.last_step_stats().max_live_activations;
+  });
   for (int s = 0; s < p; ++s) EXPECT_EQ(errors[s], "") << "stage " << s;
   return results;
 }
@@ -344,22 +355,14 @@ TEST(PipelineStrategy, BatchNormStatisticsArePerMicroBatch) {
 void expect_error(const std::string& kind, int p, mf::PipelineOptions options, int batch, const std::string& want,
                   const std::string& want2 = "") {
   auto [x, y] = data(24);
-  mf::distributed::LocalGroup group(p, {.timeout = std::chrono::milliseconds(5000)});
-  std::vector<std::string> errors(p);
-  auto run = [&](int s) {
-    try {
-      mf::PipelineStrategy strategy(group.communicator(s), options);
-      auto scope = strategy.scope();
-      auto m = build(kind);
-      compile(*m);
-      m->fit({x}, {y}, {.epochs = 1, .batch_size = batch, .verbose = 0});
-    } catch (const std::exception& e) {
-      errors[s] = e.what();
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int s = 0; s < p; ++s) threads.emplace_back(run, s);
-  for (auto& t : threads) t.join();
+  auto errors = on_stages(
+      p, options,
+      [&](int, mf::PipelineStrategy&) {
+        auto m = build(kind);
+        compile(*m);
+        m->fit({x}, {y}, {.epochs = 1, .batch_size = batch, .verbose = 0});
+      },
+      {.timeout = std::chrono::milliseconds(5000)});
   for (int s = 0; s < p; ++s) {
     EXPECT_NE(errors[s].find(want), std::string::npos) << "stage " << s << ": " << errors[s];
     EXPECT_NE(errors[s].find(want2), std::string::npos) << "stage " << s << ": " << errors[s];
