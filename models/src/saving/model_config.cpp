@@ -2,8 +2,11 @@
 // of those connections on Input()s that rebuilds the model.
 #include "saving/model_config.h"
 
+#include <cmath>
 #include <map>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "meshflow/core/error.h"
 
@@ -131,10 +134,10 @@ std::shared_ptr<Model> functional_from_config(const Json& c, const std::string& 
       Tensors args;
       for (const auto& ref : it->inbound) {
         const Tensors& outs = produced.at({ref.at(0).get<std::string>(), ref.at(1).get<int64_t>()});
-        auto k = ref.at(2).get<size_t>();
-        MF_CHECK(k < outs.size(), "'", src, "': layer '", it->layer, "' takes output ", k, " of '",
+        auto k = ref.at(2).get<int64_t>();  // not size_t: a negative float converts with undefined behaviour
+        MF_CHECK(k >= 0 && k < std::ssize(outs), "'", src, "': layer '", it->layer, "' takes output ", k, " of '",
                  ref.at(0).get<std::string>(), "', which has ", outs.size(), " outputs");
-        args.push_back(outs[k]);
+        args.push_back(outs[static_cast<size_t>(k)]);
       }
       produced[{it->layer, it->node}] = (*layers.at(it->layer))(args);
       ++calls_done[it->layer];
@@ -151,9 +154,9 @@ std::shared_ptr<Model> functional_from_config(const Json& c, const std::string& 
     auto key = std::make_pair(ref.at(0).get<std::string>(), ref.at(1).get<int64_t>());
     MF_CHECK(produced.count(key), "'", src, "': the model input/output ", ref.dump(), " is never produced");
     const Tensors& outs = produced.at(key);
-    auto k = ref.at(2).get<size_t>();
-    MF_CHECK(k < outs.size(), "'", src, "': ", ref.dump(), " names output ", k, " of ", outs.size());
-    return outs[k];
+    auto k = ref.at(2).get<int64_t>();
+    MF_CHECK(k >= 0 && k < std::ssize(outs), "'", src, "': ", ref.dump(), " names output ", k, " of ", outs.size());
+    return outs[static_cast<size_t>(k)];
   };
   Tensors inputs, outputs;
   for (const auto& ref : c.at("input_layers")) inputs.push_back(tensor_at(ref));
@@ -204,15 +207,49 @@ Json model_to_config(const Model& model) {
 }
 
 std::shared_ptr<Model> model_from_config(const Json& config, const std::string& src) {
+  std::shared_ptr<Model> model;
   try {
     const std::string cls = config.at("class_name").get<std::string>();
-    if (cls == "Functional") return functional_from_config(config.at("config"), src);
-    if (cls == "Sequential") return sequential_from_config(config.at("config"), src);
-    MF_THROW("'", src, "': the model class '", cls, "' is neither Functional nor Sequential");
+    if (cls == "Functional") model = functional_from_config(config.at("config"), src);
+    else if (cls == "Sequential") model = sequential_from_config(config.at("config"), src);
+    else MF_THROW("'", src, "': the model class '", cls, "' is neither Functional nor Sequential");
   } catch (const Json::exception& e) {
     MF_THROW("'", src, "': the model config is malformed (", e.what(), ")");
   }
+  // Weights are matched to the file by name, so two layers of one name (in a Sequential stack, or
+  // a nested model's layer and an outer one) would both take one saved tensor, and the model could
+  // not be saved again.
+  std::set<std::string> names;
+  for (const auto& w : model->weights())
+    MF_CHECK(names.insert(w.name()).second, "'", src, "': two weights are named '", w.name(),
+             "'; the layers that make them need distinct names");
+  return model;
 }
+
+namespace {
+
+// Note [Numbers in configs]: layer factories read fields with nlohmann's get<int64_t>() and the
+// like, which convert a JSON float with a static_cast: undefined behaviour past the integer's range
+// (found by fuzz_model_config: "axis": -2e102). No config number needs that range, so a float of
+// magnitude 2^63 or more (or infinite, as 1e400 parses) is refused once, here, for every field.
+void check_numbers(const Json& root, const std::string& src) {
+  std::vector<std::pair<const Json*, std::string>> todo = {{&root, ""}};
+  while (!todo.empty()) {
+    auto [j, path] = todo.back();
+    todo.pop_back();
+    if (j->is_number_float()) {
+      const double v = j->get<double>();
+      MF_CHECK(std::fabs(v) < 9.2233720368547758e18, "'", src, "': the number ", v, " at '", path,
+               "' is out of range for a config (its magnitude must be below 2^63)");
+    } else if (j->is_object()) {
+      for (auto it = j->begin(); it != j->end(); ++it) todo.push_back({&it.value(), path + "/" + it.key()});
+    } else if (j->is_array()) {
+      for (size_t i = 0; i < j->size(); ++i) todo.push_back({&(*j)[i], path + "/" + std::to_string(i)});
+    }
+  }
+}
+
+}  // namespace
 
 std::shared_ptr<Model> model_from_config_text(const std::string& text, const std::string& src, Json* config) {
   Json parsed;
@@ -221,6 +258,7 @@ std::shared_ptr<Model> model_from_config_text(const std::string& text, const std
   } catch (const Json::exception& e) {
     MF_THROW("'", src, "': not valid JSON (", e.what(), ")");
   }
+  check_numbers(parsed, src);
   std::shared_ptr<Model> model;
   try {
     model = model_from_config(parsed, src);
