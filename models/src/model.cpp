@@ -7,13 +7,12 @@
 #include <sstream>
 
 #include "meshflow/core/error.h"
+#include "model_state.h"
 
 namespace meshflow {
 
 namespace {
-std::shared_ptr<Layer> node_layer(const Graph::Node& n) {
-  return n.composite ? std::static_pointer_cast<Layer>(n.payload) : nullptr;
-}
+using detail::node_layer;
 
 LayerOptions functional_options(LayerOptions o) {
   if (o.name.empty()) o.name = unique_layer_name("model");

@@ -36,6 +36,11 @@ struct Model::Replication {
 
 namespace detail {
 
+// The layer a functional graph's node calls (null for a plain op node).
+inline std::shared_ptr<Layer> node_layer(const Graph::Node& n) {
+  return n.composite ? std::static_pointer_cast<Layer>(n.payload) : nullptr;
+}
+
 struct ReplicaStep {
   Tensors pred;
   std::vector<Tensor> targets;

@@ -36,9 +36,7 @@ struct Model::Pipeline {
 
 namespace {
 
-std::shared_ptr<Layer> node_layer(const Graph::Node& n) {
-  return n.composite ? std::static_pointer_cast<Layer>(n.payload) : nullptr;
-}
+using detail::node_layer;
 
 std::string segment_names(const std::vector<std::vector<std::shared_ptr<Layer>>>& layers) {
   std::string s;

@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "meshflow/core/error.h"
-#include "meshflow/distributed/world.h"
+#include "local_devices.h"
 
 namespace meshflow {
 
@@ -68,17 +68,6 @@ std::vector<int> balanced_cuts(const std::vector<double>& costs, int stages) {
 
 namespace {
 
-// MPI when an MPI launcher started this process and the build has MPI; otherwise a size-1 stub.
-std::shared_ptr<distributed::Communicator> stage_communicator(const distributed::CommOptions& options) {
-  distributed::WorldInfo world = distributed::detect_world();
-  if (world.size > 1) {
-    MF_CHECK(distributed::mpi_available(), "PipelineStrategy: launched as rank ", world.rank, " of ", world.size,
-             " (", world.launcher, ") but Meshflow was built without MPI; rebuild with MPI or run one process");
-    return distributed::make_communicator("mpi", options);
-  }
-  return distributed::make_communicator("stub", options);
-}
-
 void check_options(const PipelineOptions& o) {
   MF_CHECK(o.micro_batches >= 1, "PipelineStrategy: micro_batches must be >= 1, got ", o.micro_batches);
 }
@@ -95,7 +84,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 PipelineStrategy::PipelineStrategy(PipelineOptions options)
-    : comm_(stage_communicator(options.comm)), options_(std::move(options)) {
+    : comm_(detail::process_communicator_for("PipelineStrategy", options.comm)), options_(std::move(options)) {
   check_options(options_);
 }
 
@@ -120,16 +109,7 @@ void PipelineStrategy::combine_metric_states(std::vector<double>& values) const 
 void PipelineStrategy::broadcast_from_stage(std::vector<Tensor>& tensors, int owner) const {
   MF_CHECK(owner >= 0 && owner < num_stages(), "PipelineStrategy: stage ", owner, " of ", num_stages(),
            " does not exist");
-  if (comm_->size() == 1) return;
-  for (auto& t : tensors) {
-    if (t.is_contiguous()) {
-      comm_->broadcast(t, owner);
-    } else {
-      Tensor tmp = t.contiguous().clone();
-      comm_->broadcast(tmp, owner);
-      t.copy_(tmp);
-    }
-  }
+  detail::broadcast_tensors(*comm_, tensors, owner);
 }
 
 void PipelineStrategy::run_step(ReplicaGroup&, const TrainStep&) {

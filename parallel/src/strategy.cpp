@@ -84,35 +84,38 @@ void Strategy::reduce_sums(std::vector<double>& values) const {
 }
 
 void Strategy::broadcast_from_chief(std::vector<Tensor>& tensors) const {
-  auto comm = process_communicator();
-  if (comm->size() == 1) return;
-  for (auto& t : tensors) {
-    if (t.is_contiguous()) {
-      comm->broadcast(t, 0);
-    } else {
-      Tensor tmp = t.contiguous().clone();
-      comm->broadcast(tmp, 0);
-      t.copy_(tmp);
-    }
-  }
+  detail::broadcast_tensors(*process_communicator(), tensors, 0);
 }
 
 DefaultStrategy::DefaultStrategy(Device device) : device_(device), comm_(distributed::make_communicator("stub")) {}
 
-namespace {
+namespace detail {
 
-// MPI when an MPI launcher started this process and the build has MPI; otherwise a size-1 stub.
-std::shared_ptr<distributed::Communicator> worker_communicator(distributed::CommOptions options) {
+std::shared_ptr<distributed::Communicator> process_communicator_for(const char* strategy,
+                                                                    distributed::CommOptions options) {
   distributed::WorldInfo world = distributed::detect_world();
   if (world.size > 1) {
-    MF_CHECK(distributed::mpi_available(), "MultiWorkerMirroredStrategy: launched as rank ", world.rank, " of ",
-             world.size, " (", world.launcher, ") but Meshflow was built without MPI; rebuild with MPI or run one process");
+    MF_CHECK(distributed::mpi_available(), strategy, ": launched as rank ", world.rank, " of ", world.size, " (",
+             world.launcher, ") but Meshflow was built without MPI; rebuild with MPI or run one process");
     return distributed::make_communicator("mpi", options);
   }
   return distributed::make_communicator("stub", options);
 }
 
-}  // namespace
+void broadcast_tensors(distributed::Communicator& comm, std::vector<Tensor>& tensors, int root) {
+  if (comm.size() == 1) return;
+  for (auto& t : tensors) {
+    if (t.is_contiguous()) {
+      comm.broadcast(t, root);
+    } else {
+      Tensor tmp = t.contiguous().clone();
+      comm.broadcast(tmp, root);
+      t.copy_(tmp);
+    }
+  }
+}
+
+}  // namespace detail
 
 MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(distributed::CommOptions options)
     : MultiWorkerMirroredStrategy(std::vector<Device>{Device()}, options) {}
@@ -120,10 +123,10 @@ MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(distributed::CommOption
 MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(std::vector<Device> devices, distributed::CommOptions options)
     : devices_(std::move(devices)) {
   detail::check_local_devices(devices_, "MultiWorkerMirroredStrategy");
-  comm_ = worker_communicator(options);
+  comm_ = detail::process_communicator_for("MultiWorkerMirroredStrategy", options);
   // The replicas' group gets a communicator of its own, so its progress thread never shares one
   // with the strategy's process-level calls (metric sums, broadcasts).
-  if (devices_.size() > 1) make_replica_group(worker_communicator(options), options);
+  if (devices_.size() > 1) make_replica_group(detail::process_communicator_for("MultiWorkerMirroredStrategy", options), options);
 }
 
 MultiWorkerMirroredStrategy::MultiWorkerMirroredStrategy(std::shared_ptr<distributed::Communicator> comm,
