@@ -8,6 +8,7 @@
 
 #include "comm_util.h"
 #include "meshflow/core/error.h"
+#include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/optim.h"
 #include "meshflow/core/parallel.h"
 #include "meshflow/distributed/world.h"
@@ -20,7 +21,9 @@ struct GradBucketer::State {
     std::vector<int64_t> offsets;   // element offset of each in flat
     int64_t numel = 0;
     DType param_dtype = DType::F32;
-    Tensor flat;
+    DType wire = DType::F32;
+    Tensor flat;                    // scatter: only while the bucket fills
+    Tensor mine;                    // scatter: this rank's reduced rows
     bool prescaled = false;         // f32/f64 without compression: hooks divide, the wire sums
     int pending = 0;                // gradients still missing this step
     std::vector<bool> ready;
@@ -35,10 +38,26 @@ struct GradBucketer::State {
   int launched_before_finish = 0;
   bool overlap = true;   // launch full buckets from the hooks, during backward
   std::vector<bool> unused_last_step;      // per param: no gradient arrived in the previous step
+  std::vector<size_t> to_drop;             // scatter: packed parameters whose .grad is still held
+
+  Tensor& flat(Bucket& b) {
+    if (!b.flat.defined()) b.flat = zeros({b.numel}, {.dtype = b.wire});
+    return b.flat;
+  }
+  // Scatter mode drops packed gradients; not the one whose hook is running (Note [Scattered buckets]).
+  void drop_packed(size_t except = SIZE_MAX) {
+    bool kept = false;
+    for (size_t k : to_drop) {
+      if (k == except) kept = true;
+      else params[k].zero_grad();
+    }
+    to_drop.clear();
+    if (kept) to_drop.push_back(except);
+  }
 
   Tensor slot_view(const Bucket& b, size_t slot) const {
     const Shape& shape = params[b.params[slot]].shape();
-    return make_view(b.flat, shape, contiguous_strides(shape), b.offsets[slot]);
+    return make_view(const_cast<State*>(this)->flat(const_cast<Bucket&>(b)), shape, contiguous_strides(shape), b.offsets[slot]);
   }
 
   void mark_zero(Bucket& b, size_t slot) {
@@ -63,7 +82,14 @@ struct GradBucketer::State {
   void launch_ready() {
     while (next_launch < static_cast<int>(buckets.size()) && buckets[next_launch].pending == 0) {
       Bucket& b = buckets[next_launch++];
-      b.work = comm->all_reduce_async(b.flat, b.prescaled ? ReduceOp::Sum : ReduceOp::Avg);
+      const ReduceOp op = b.prescaled ? ReduceOp::Sum : ReduceOp::Avg;
+      if (options.scatter) {
+        b.mine = Tensor();
+        b.work = comm->reduce_scatter_async(flat(b), b.mine, op);
+        b.flat = Tensor();  // the collective holds the buffer until it is done
+      } else {
+        b.work = comm->all_reduce_async(b.flat, op);
+      }
     }
   }
 
@@ -85,7 +111,23 @@ struct GradBucketer::State {
     MF_CHECK(!b.work, "GradBucketer: the gradient of parameter ", param, " ", internal::describe(params[param]),
              " arrived after its bucket ", bi, " was sent: either a second backward before finish() (call finish()"
              " after each backward) or a parameter unused in the previous step is used again");
-    pack(b, slot_view(b, slot), grad);
+    if (options.scatter) {
+      // This parameter's own .grad may still be held (its hook ran last): then the engine has
+      // accumulated into it and `grad` is the whole sum; once dropped, `grad` is only the new part.
+      const bool held = std::find(to_drop.begin(), to_drop.end(), param) != to_drop.end();
+      drop_packed(param);
+      Tensor view = slot_view(b, slot);
+      if (b.ready[slot] && !held) {  // a second gradient after .grad was dropped: accumulate it here
+        Tensor before = view.clone();
+        pack(b, view, grad);
+        view.copy_(add(view, before));
+      } else {
+        pack(b, view, grad);
+      }
+      if (!held) to_drop.push_back(param);
+    } else {
+      pack(b, slot_view(b, slot), grad);
+    }
     if (!b.ready[slot]) {
       b.ready[slot] = true;
       b.pending--;
@@ -161,8 +203,9 @@ GradBucketer::GradBucketer(std::shared_ptr<Communicator> comm, std::vector<Tenso
     b.numel += p.numel();
   }
   for (auto& b : s.buckets) {
-    b.flat = zeros({b.numel}, {.dtype = wire_dtype(b.param_dtype, options.compression)});
-    b.prescaled = b.flat.dtype() == DType::F32 || b.flat.dtype() == DType::F64;
+    b.wire = wire_dtype(b.param_dtype, options.compression);
+    if (!options.scatter) b.flat = zeros({b.numel}, {.dtype = b.wire});
+    b.prescaled = b.wire == DType::F32 || b.wire == DType::F64;
   }
   s.reset_step();
   std::weak_ptr<State> weak = state_;
@@ -185,8 +228,10 @@ void GradBucketer::finish() {
         s.mark_zero(b, slot);
       }
   s.launch_ready();
+  s.drop_packed();
   for (auto& b : s.buckets) {
     b.work->wait();
+    if (s.options.scatter) continue;
     for (size_t slot = 0; slot < b.params.size(); ++slot) {
       Tensor& p = s.params[b.params[slot]];
       Tensor g = s.slot_view(b, slot);
@@ -203,6 +248,19 @@ int GradBucketer::num_buckets() const { return static_cast<int>(state_->buckets.
 std::vector<size_t> GradBucketer::bucket_params(int b) const {
   MF_CHECK(b >= 0 && b < num_buckets(), "GradBucketer::bucket_params: bucket ", b, " of ", num_buckets());
   return state_->buckets[b].params;
+}
+
+int64_t GradBucketer::bucket_numel(int b) const {
+  MF_CHECK(b >= 0 && b < num_buckets(), "GradBucketer::bucket_numel: bucket ", b, " of ", num_buckets());
+  return state_->buckets[b].numel;
+}
+
+Tensor GradBucketer::scattered(int b) const {
+  MF_CHECK(state_->options.scatter, "GradBucketer::scattered: the bucketer was made without BucketOptions::scatter");
+  MF_CHECK(b >= 0 && b < num_buckets(), "GradBucketer::scattered: bucket ", b, " of ", num_buckets());
+  const auto& bucket = state_->buckets[b];
+  MF_CHECK(bucket.mine.defined(), "GradBucketer::scattered: bucket ", b, " has not been reduced; call finish() first");
+  return bucket.mine.dtype() == bucket.param_dtype ? bucket.mine : bucket.mine.to(bucket.param_dtype);
 }
 
 int GradBucketer::launched_before_finish() const { return state_->launched_before_finish; }

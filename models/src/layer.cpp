@@ -25,6 +25,20 @@ Variable::Variable(Tensor value, std::string name, bool trainable, std::shared_p
   if (trainable) set_requires_grad(true);
 }
 
+void Variable::set_slice_of(const Shape& whole_shape, int64_t offset) {
+  MF_CHECK(info_, "Variable::set_slice_of: the variable is empty");
+  MF_CHECK(dim() == 1 && offset >= 0 && offset + numel() <= shape_numel(whole_shape), "Variable::set_slice_of: '",
+           name(), "' (", shape_str(shape()), ") cannot be elements [", offset, ", ", offset + numel(),
+           ") of a weight of shape ", shape_str(whole_shape));
+  info_->whole_shape = whole_shape;
+  info_->slice_offset = offset;
+}
+
+const Shape& Variable::whole_shape() const {
+  MF_CHECK(is_slice(), "Variable::whole_shape: '", name(), "' is not a slice of another weight");
+  return info_->whole_shape;
+}
+
 bool Variable::trainable() const { return info_ && info_->trainable; }
 void Variable::set_trainable(bool t) {
   MF_CHECK(info_, "Variable::set_trainable: the variable is empty");

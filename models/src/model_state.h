@@ -19,6 +19,9 @@ struct Model::Compiled {
   std::vector<metrics::Mean> output_losses;
   std::vector<Variable> trainable;  // cached after the first step (weights exist from then on)
   bool have_trainable = false;
+  // ZeRO: the slices of `trainable` this rank updates, as the optimizer's variables (the same
+  // objects every step, so its slots persist); remade when the partition changes.
+  std::vector<Variable> slices;
 };
 
 // This process's copies of the model under a strategy: replica 0 is the model itself, the others

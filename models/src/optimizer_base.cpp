@@ -46,9 +46,15 @@ void Optimizer::step(const std::vector<Variable>& variables) {
   for (Tensor v : variables) v.zero_grad();  // a handle copy: the gradient lives in the shared impl
 }
 
-void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables) {
+void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables,
+                                const std::vector<double>* squared_norms) {
   MF_CHECK(grads.size() == variables.size(), "optimizer '", name_, "': ", grads.size(), " gradients for ",
            variables.size(), " variables; give one gradient per variable");
+  MF_CHECK(!squared_norms || squared_norms->size() == grads.size(), "optimizer '", name_, "': ",
+           squared_norms ? squared_norms->size() : 0, " squared norms for ", grads.size(), " gradients");
+  auto squared_norm_of = [&](size_t i, const Tensor& gi) {
+    return squared_norms ? (*squared_norms)[i] : optim::squared_norm(gi);
+  };
   NoGradGuard no_grad;
   const bool clipping = options_.clipnorm > 0 || options_.clipvalue > 0 || options_.global_clipnorm > 0;
   std::vector<Tensor> g(grads.size());
@@ -70,16 +76,17 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
   if (options_.global_clipnorm > 0) {
     // tf.clip_by_global_norm: every gradient scaled by clip / max(global norm, clip).
     double total = 0;
-    for (const auto& gi : g)
-      if (gi.defined()) total += optim::squared_norm(gi);
+    for (size_t i = 0; i < g.size(); ++i)
+      if (g[i].defined()) total += squared_norm_of(i, g[i]);
     double norm = std::sqrt(total);
     if (norm > options_.global_clipnorm)
       for (auto& gi : g)
         if (gi.defined()) optim::scale_(gi, options_.global_clipnorm / norm);
   } else if (options_.clipnorm > 0) {
-    for (auto& gi : g) {
+    for (size_t i = 0; i < g.size(); ++i) {
+      Tensor& gi = g[i];
       if (!gi.defined()) continue;
-      double norm = std::sqrt(optim::squared_norm(gi));
+      double norm = std::sqrt(squared_norm_of(i, gi));
       if (norm > options_.clipnorm) optim::scale_(gi, options_.clipnorm / norm);
     }
   } else if (options_.clipvalue > 0) {
@@ -120,9 +127,7 @@ std::vector<Tensor>& SlotOptimizer::slots_for(const Variable& var) {
     Tensor t = full(var.shape(), initial_value(s), {.dtype = var.dtype(), .device = var.device()});
     auto p = pending_.find(var.name() + "/" + slot_names_[s]);
     if (p != pending_.end()) {
-      MF_CHECK(p->second.shape() == var.shape(), "optimizer '", name(), "': the saved slot '", p->first,
-               "' has shape ", shape_str(p->second.shape()), " but the variable has shape ", shape_str(var.shape()));
-      t.copy_(p->second);
+      t.copy_(fit_slot(var, p->second, p->first));
       pending_.erase(p);
     }
     e.slots.push_back(t);
@@ -130,6 +135,23 @@ std::vector<Tensor>& SlotOptimizer::slots_for(const Variable& var) {
   index_[var.impl()] = entries_.size();
   entries_.push_back(std::move(e));
   return entries_.back().slots;
+}
+
+Tensor SlotOptimizer::fit_slot(const Variable& var, const Tensor& saved, const std::string& key) const {
+  if (saved.shape() == var.shape()) return saved;
+  // A slot saved for the whole weight, loaded into a slice of it (ZeRO), and the reverse case
+  // never happens: saving gathers slices into whole slots first.
+  if (var.is_slice() && saved.shape() == var.whole_shape())
+    return saved.contiguous().reshape({saved.numel()}).slice(0, var.slice_offset(), var.slice_offset() + var.numel());
+  MF_THROW("optimizer '", name(), "': the saved slot '", key, "' has shape ", shape_str(saved.shape()),
+           " but the variable has shape ", shape_str(var.is_slice() ? var.whole_shape() : var.shape()));
+}
+
+std::vector<SlotOptimizer::SlotEntry> SlotOptimizer::slot_entries() const {
+  std::vector<SlotEntry> out;
+  for (const auto& e : entries_)
+    for (size_t s = 0; s < slot_names_.size(); ++s) out.push_back({e.var.name() + "/" + slot_names_[s], e.var, e.slots[s]});
+  return out;
 }
 
 std::vector<std::pair<std::string, Tensor>> SlotOptimizer::state() const {
@@ -145,9 +167,7 @@ void SlotOptimizer::load_state(const std::vector<std::pair<std::string, Tensor>>
     for (auto& e : entries_)
       for (size_t s = 0; s < slot_names_.size() && !placed; ++s) {
         if (e.var.name() + "/" + slot_names_[s] != key) continue;
-        MF_CHECK(value.shape() == e.var.shape(), "optimizer '", name(), "': the saved slot '", key, "' has shape ",
-                 shape_str(value.shape()), " but the variable has shape ", shape_str(e.var.shape()));
-        e.slots[s].copy_(value);
+        e.slots[s].copy_(fit_slot(e.var, value, key));
         placed = true;
       }
     if (!placed) pending_[key] = value.detach().clone();

@@ -20,11 +20,14 @@ class SlotOptimizer : public Optimizer {
   SlotOptimizer(std::string name, OptimizerOptions options, double default_lr, std::vector<std::string> slot_names);
   std::vector<std::pair<std::string, Tensor>> state() const override;
   void load_state(const std::vector<std::pair<std::string, Tensor>>& state) override;
+  std::vector<SlotEntry> slot_entries() const override;
 
  protected:
   // The variable's slots (in slot_names order), created on first use with initial_value(slot).
   std::vector<Tensor>& slots_for(const Variable& var);
   virtual double initial_value(size_t slot) const { return 0.0; }
+  // A saved slot as var's slot: itself, or its slice when var is a slice of the saved weight.
+  Tensor fit_slot(const Variable& var, const Tensor& saved, const std::string& key) const;
 
  private:
   struct Entry {

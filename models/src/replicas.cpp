@@ -161,6 +161,7 @@ std::map<std::string, double> Model::run_train_step(const Tensors& x, const Tens
     observe_gradients(c.trainable);
     optimizer_->step(c.trainable);
   };
+  step.update_shard = [&](const ShardUpdate& u) { update_slices(c, u); };
   s.run_step(rep.group, step);
 
   NoGradGuard no_grad;
@@ -174,6 +175,50 @@ std::map<std::string, double> Model::run_train_step(const Tensors& x, const Tens
     }
   }
   return collect_logs();
+}
+
+// The ZeRO update (Note [ZeRO] in parallel/src/sharded.cpp): the optimizer sees this rank's
+// slice of each weight as a variable of its own (a view into the weight, named as it), so its
+// slots hold 1/N of the elements; norms for clipping and the finite check are summed over ranks.
+void Model::update_slices(Compiled& c, const ShardUpdate& u) {
+  MF_CHECK(u.offset.size() == c.trainable.size() && u.count.size() == c.trainable.size() &&
+               u.grads.size() == c.trainable.size(),
+           "model '", name(), "': the strategy sharded ", u.count.size(), " weights but the model trains ",
+           c.trainable.size());
+  bool fresh = c.slices.size() != c.trainable.size();
+  for (size_t i = 0; i < c.slices.size() && !fresh; ++i)
+    fresh = c.slices[i].slice_offset() != u.offset[i] || c.slices[i].numel() != u.count[i];
+  if (fresh) {
+    NoGradGuard no_grad;
+    c.slices.clear();
+    for (const auto& w : c.trainable) {
+      const size_t i = c.slices.size();
+      MF_CHECK(w.is_contiguous(), "model '", name(), "': weight '", w.name(), "' is not contiguous; ZeRO updates ",
+               "slices of it in place");
+      Tensor view = w.detach().reshape({w.numel()}).slice(0, u.offset[i], u.offset[i] + u.count[i]);
+      Variable v(view, w.name(), true);
+      v.set_slice_of(w.shape(), u.offset[i]);
+      c.slices.push_back(v);
+    }
+  }
+  std::vector<double> squared(u.grads.size(), 0.0);
+  for (size_t i = 0; i < u.grads.size(); ++i) {
+    Tensor g = u.grads[i];
+    if (g.numel() == 0) continue;
+    if (g.dtype() != DType::F32 && g.dtype() != DType::F64) g = g.to(DType::F32);
+    squared[i] = optim::squared_norm(g);
+  }
+  u.sum_over_ranks(squared);
+  if (check_gradients_)
+    for (size_t i = 0; i < squared.size(); ++i) {
+      if (std::isfinite(squared[i])) continue;
+      const std::string& wname = c.trainable[i].name();
+      const size_t slash = wname.rfind('/');
+      MF_THROW("fit(check_gradients): the gradient of '", wname, "' is not finite (it holds a NaN or an infinity): ",
+               "layer '", slash == std::string::npos ? wname : wname.substr(0, slash),
+               "' is the first layer whose gradient went non-finite; look at its inputs and at the loss");
+    }
+  optimizer_->apply_gradients(u.grads, c.slices, &squared);
 }
 
 void Model::reduce_metric_states() {

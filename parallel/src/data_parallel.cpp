@@ -78,7 +78,7 @@ void Strategy::run_step(ReplicaGroup& group, const TrainStep& step) {
     group.averagers[static_cast<size_t>(r)]->finish();
     if (r == 0) averaged = Clock::now();
   });
-  step.update();
+  apply_update(group, step);
   auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   record_step(seconds(started, computed), seconds(computed, averaged), seconds(averaged, Clock::now()));
   // Trainable weights only: each replica keeps its own moving statistics until the epoch ends

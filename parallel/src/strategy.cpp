@@ -72,7 +72,20 @@ void Strategy::run_replicas(const std::function<void(int)>& fn) {
 std::unique_ptr<distributed::GradBucketer> Strategy::make_gradient_averager(int local_replica,
                                                                             std::vector<Tensor> params) const {
   return std::make_unique<distributed::GradBucketer>(replica_communicator(local_replica), std::move(params),
-                                                     bucket_options_);
+                                                     averager_options());
+}
+
+std::vector<Tensor> Strategy::gather_slices(const std::vector<Tensor>& slices, const std::vector<Shape>& full_shapes,
+                                            const std::vector<int64_t>& offsets) const {
+  MF_CHECK(slices.size() == full_shapes.size() && slices.size() == offsets.size(), name(), "::gather_slices: ",
+           slices.size(), " slices, ", full_shapes.size(), " shapes and ", offsets.size(), " offsets");
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    MF_CHECK(slices[i].numel() == shape_numel(full_shapes[i]) && offsets[i] == 0, name(), "::gather_slices: slice ", i,
+             " is part of a tensor, but ", name(), " keeps whole ones");
+    out.push_back(slices[i].reshape(full_shapes[i]));
+  }
+  return out;
 }
 
 void Strategy::reduce_sums(std::vector<double>& values) const {

@@ -81,4 +81,44 @@ inline void check_bucketed_training(const std::shared_ptr<dist::Communicator>& c
   }
 }
 
+
+// ZeRO-2 (BucketOptions::scatter): after finish() each rank holds only its rows (numpy.array_split)
+// of every bucket's averaged gradients, and no parameter keeps a .grad. `backwards` backward passes
+// per step accumulate before finish() (needs overlap Never: an overlapped bucket would be sent).
+inline void check_scattered_training(const std::shared_ptr<dist::Communicator>& comm, DType dtype,
+                                     dist::BucketOptions options, double tol, int backwards = 1) {
+  options.scatter = true;
+  auto ps = bucket_model_params(dtype);
+  dist::GradBucketer bucketer(comm, ps, options);
+  const int n = comm->size(), r = comm->rank();
+  for (int step = 0; step < 2; ++step) {
+    std::vector<std::vector<double>> want(ps.size());
+    for (int k = 0; k < backwards; ++k) {
+      bucket_model_loss(ps, r, 2 * step + k).backward();
+      auto avg = reference_average_grads(n, 2 * step + k, dtype);
+      for (size_t i = 0; i < ps.size(); ++i) {
+        if (want[i].empty()) want[i].assign(avg[i].size(), 0.0);
+        for (size_t j = 0; j < avg[i].size(); ++j) want[i][j] += avg[i][j];
+      }
+    }
+    bucketer.finish();
+    for (size_t k = 0; k < ps.size(); ++k)
+      EXPECT_FALSE(ps[k].grad().defined()) << "param " << k << " kept its .grad after it was packed";
+    for (int b = 0; b < bucketer.num_buckets(); ++b) {
+      std::vector<double> whole;
+      for (size_t k : bucketer.bucket_params(b)) whole.insert(whole.end(), want[k].begin(), want[k].end());
+      const int64_t numel = static_cast<int64_t>(whole.size());
+      ASSERT_EQ(bucketer.bucket_numel(b), numel);
+      const int64_t start = numel / n * r + std::min<int64_t>(r, numel % n);
+      const int64_t rows = numel / n + (r < numel % n ? 1 : 0);
+      Tensor mine = bucketer.scattered(b);
+      EXPECT_EQ(mine.dtype(), dtype);
+      ASSERT_EQ(mine.shape(), (Shape{rows})) << "bucket " << b << " rank " << r;
+      std::vector<double> expect(whole.begin() + start, whole.begin() + start + rows);
+      EXPECT_TRUE(tensors_near(mine, from_values(expect, {rows}), tol, tol))
+          << "bucket " << b << " step " << step << " rank " << r;
+    }
+  }
+}
+
 }  // namespace mf_test

@@ -25,4 +25,10 @@ TEST(MpiGradBucketer, Bf16Compression) {
   check_bucketed_training(world(), DType::F32, {.bucket_bytes = 40, .compression = dist::GradCompression::BF16}, 2e-2);
 }
 
+TEST(MpiGradBucketer, ScatteredF64AndBf16) {
+  check_scattered_training(world(), DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Always}, 1e-12);
+  check_scattered_training(world(), DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Never}, 1e-12, 2);
+  check_scattered_training(world(), DType::F32, {.bucket_bytes = 40, .compression = dist::GradCompression::BF16}, 2e-2);
+}
+
 }  // namespace

@@ -62,6 +62,32 @@ TEST_P(BucketThreads, Bf16AndFp16Compression) {
   });
 }
 
+TEST_P(BucketThreads, ScatteredBucketsHoldThisRanksRowsOfTheAverage) {
+  on_threads(GetParam(), [](auto comm) {
+    check_scattered_training(comm, DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Always}, 1e-12);
+    check_scattered_training(comm, DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Never}, 1e-12);
+    check_scattered_training(comm, DType::F32, {}, 1e-6);
+    check_scattered_training(comm, DType::F32, {.bucket_bytes = 40, .compression = dist::GradCompression::BF16}, 2e-2);
+  });
+}
+
+TEST_P(BucketThreads, ScatteredBucketsAccumulateTwoBackwards) {
+  on_threads(GetParam(), [](auto comm) {
+    check_scattered_training(comm, DType::F64, {.bucket_bytes = 64, .overlap = dist::BucketOverlap::Never}, 1e-12, 2);
+    check_scattered_training(comm, DType::F64, {.bucket_bytes = 1 << 20, .overlap = dist::BucketOverlap::Never},
+                             1e-12, 2);
+  });
+}
+
+TEST(GradBucketer, ScatteredNeedsScatterAndFinish) {
+  auto ps = bucket_model_params(DType::F64);
+  dist::GradBucketer plain(dist::make_communicator("stub"), ps, {.bucket_bytes = 64});
+  EXPECT_MF_ERROR(plain.scattered(0), "without BucketOptions::scatter");
+  dist::GradBucketer scatter(dist::make_communicator("stub"), ps, {.bucket_bytes = 64, .scatter = true});
+  EXPECT_MF_ERROR(scatter.scattered(0), "bucket 0 has not been reduced; call finish() first");
+  EXPECT_MF_ERROR(scatter.scattered(9), "bucket 9 of 4");
+}
+
 INSTANTIATE_TEST_SUITE_P(Threads, BucketThreads, ::testing::Values(2, 3, 4));
 
 TEST(GradBucketer, SecondBackwardBeforeFinishIsNamed) {

@@ -141,4 +141,14 @@ inline ::testing::AssertionResult weights_near(const mf::Model& a, const mf::Mod
   return ::testing::AssertionSuccess();
 }
 
+
+// An optimizer slot key of `from` ("<weight name>/<slot>") with the weight's name in `to` (the
+// same architecture built again gets other layer names).
+inline std::string renamed_slot(const mf::Model& from, const mf::Model& to, const std::string& key) {
+  auto a = from.weights(), b = to.weights();
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+    if (key.starts_with(a[i].name() + "/")) return b[i].name() + key.substr(a[i].name().size());
+  return key;
+}
+
 }  // namespace dp_test

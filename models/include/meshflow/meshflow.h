@@ -27,4 +27,5 @@
 #include "meshflow/models/tensors.h"
 #include "meshflow/models/version.h"
 #include "meshflow/parallel/pipeline.h"
+#include "meshflow/parallel/sharded.h"
 #include "meshflow/parallel/strategy.h"

@@ -25,7 +25,7 @@ void save_checkpoint(const Model& model, const std::string& path, const Json& me
              "', which checkpoints reserve for optimizer slots; rename the layer");
   Json meta{{"format", "meshflow-checkpoint"}, {"user", metadata.dump()}};
   if (auto opt = model.optimizer()) {
-    for (const auto& [slot, t] : opt->state()) tensors.emplace_back(kSlotPrefix + slot, t);
+    for (const auto& [slot, t] : saving::optimizer_state(model, *opt)) tensors.emplace_back(kSlotPrefix + slot, t);
     meta["optimizer"] = opt->name();
     meta["iterations"] = std::to_string(opt->iterations());
   }

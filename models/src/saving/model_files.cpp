@@ -50,7 +50,7 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
                     Json{{"format", "meshflow-weights"}, {"save_id", id}});
   if (include_optimizer && model.compiled() && model.optimizer()) {
     auto opt = model.optimizer();
-    write_safetensors(staged.file("optimizer.safetensors"), opt->state(),
+    write_safetensors(staged.file("optimizer.safetensors"), saving::optimizer_state(model, *opt),
                       Json{{"optimizer", opt->name()},
                            {"iterations", std::to_string(opt->iterations())},
                            {"config", opt->get_config().dump()},

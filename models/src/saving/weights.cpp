@@ -22,6 +22,27 @@ std::vector<std::pair<std::string, Tensor>> named_weights(const Layer& layer) {
   return out;
 }
 
+std::vector<std::pair<std::string, Tensor>> optimizer_state(const Model& model, const Optimizer& optimizer) {
+  auto entries = optimizer.slot_entries();
+  bool sliced = false;
+  for (const auto& e : entries) sliced = sliced || e.var.is_slice();
+  if (!sliced) return optimizer.state();
+  MF_CHECK(model.strategy() != nullptr, "cannot save the optimizer state of '", model.name(), "': it holds slices of ",
+           "the weights (ZeRO) but the model has no strategy to gather them");
+  std::vector<Tensor> slices;
+  std::vector<Shape> shapes;
+  std::vector<int64_t> offsets;
+  for (const auto& e : entries) {
+    slices.push_back(e.value);
+    shapes.push_back(e.var.is_slice() ? e.var.whole_shape() : e.var.shape());
+    offsets.push_back(e.var.is_slice() ? e.var.slice_offset() : 0);
+  }
+  auto whole = model.strategy()->gather_slices(slices, shapes, offsets);
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < entries.size(); ++i) out.emplace_back(entries[i].key, whole[i]);
+  return out;
+}
+
 void assign_by_name(const Layer& layer, const std::vector<std::pair<std::string, Tensor>>& saved,
                     const std::string& source) {
   auto weights = layer.weights();

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "meshflow/models/layer.h"
+#include "meshflow/models/model.h"
 
 namespace meshflow::saving {
 
@@ -15,5 +16,9 @@ std::vector<std::pair<std::string, Tensor>> named_weights(const Layer& layer);
 // name is an error listing them all (with both shapes), raised before any weight changes.
 void assign_by_name(const Layer& layer, const std::vector<std::pair<std::string, Tensor>>& saved,
                     const std::string& source);
+
+// The optimizer's slots by "<variable>/<slot>", each whole: slots of weight slices (ZeRO) are
+// gathered through the model's strategy, a collective every rank must join.
+std::vector<std::pair<std::string, Tensor>> optimizer_state(const Model& model, const Optimizer& optimizer);
 
 }  // namespace meshflow::saving

@@ -20,6 +20,9 @@ struct BucketOptions {
   size_t bucket_bytes = 25u << 20;  // a bucket closes before it would pass this (one big param may exceed it)
   GradCompression compression = GradCompression::None;  // halves the bytes on the wire; summed via f32
   BucketOverlap overlap = BucketOverlap::Auto;
+  // ZeRO-2 (Note [Scattered buckets]): each bucket is reduce-scattered instead of all-reduced, the
+  // parameters' gradients are dropped once packed, and finish() leaves each rank only its slice.
+  bool scatter = false;
 };
 
 // Note [Gradient buckets]
@@ -34,6 +37,13 @@ struct BucketOptions {
 // step is assumed unused in the next (its zeros are packed up front so its bucket is not held
 // back); if it gets a gradient after its bucket was sent, the hook throws. One backward per
 // finish(), with gradients zeroed before it (hooks see the accumulated .grad).
+//
+// Note [Scattered buckets]
+// With BucketOptions::scatter (ZeRO stage 2) a bucket exists only while it fills: the hook packs
+// a gradient and drops the parameter's .grad (the one whose hook is running is dropped at the
+// next hook or at finish(), never under the autograd engine's reference); a full bucket is
+// reduce-scattered (avg) and its buffer freed once sent, so a rank holds its 1/N of every
+// bucket plus the buckets in flight, not the whole gradient. Parameters keep no .grad.
 class GradBucketer {
  public:
   GradBucketer(std::shared_ptr<Communicator> comm, std::vector<Tensor> params, BucketOptions options = {});
@@ -49,6 +59,12 @@ class GradBucketer {
   int num_buckets() const;
   // Indices into params of the parameters in bucket b, in packing order.
   std::vector<size_t> bucket_params(int b) const;
+  // Elements of bucket b (its parameters' sizes summed).
+  int64_t bucket_numel(int b) const;
+  // With BucketOptions::scatter, after finish(): this rank's rows of bucket b averaged over every
+  // rank (numpy.array_split of bucket_numel(b) over the ranks), in the parameters' dtype; valid
+  // until the next finish().
+  Tensor scattered(int b) const;
   // How many buckets were launched before finish() was called in the last step (overlap proof).
   int launched_before_finish() const;
 

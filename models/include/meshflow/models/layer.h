@@ -30,11 +30,20 @@ class Variable : public Tensor {
   const std::shared_ptr<Regularizer>& regularizer() const;
   // Writes new values in place (outside autograd), keeping the identity optimizers refer to.
   void assign(const Tensor& value);
+  // A 1-D slice of a weight (ZeRO, Note [ZeRO] in parallel/): elements [offset, offset + numel())
+  // of a weight of `whole_shape`, flattened. Optimizer slots saved for the whole weight load into
+  // it sliced.
+  void set_slice_of(const Shape& whole_shape, int64_t offset);
+  bool is_slice() const { return info_ && info_->slice_offset >= 0; }
+  const Shape& whole_shape() const;
+  int64_t slice_offset() const { return info_ ? info_->slice_offset : -1; }
 
  private:
   struct Info {
     bool trainable = true;
     std::shared_ptr<Regularizer> regularizer;
+    Shape whole_shape;
+    int64_t slice_offset = -1;
   };
   std::shared_ptr<Info> info_;
 };

@@ -221,6 +221,7 @@ class Model : public Layer {
   std::map<std::string, double> run_test_step(const Tensors& x, const Tensors& y);
   // Shows a step's final gradients (averaged over replicas, in each variable's grad()) to the
   // observer fit() installs, just before the optimizer applies and clears them.
+  void update_slices(Compiled& c, const ShardUpdate& u);
   void observe_gradients(const std::vector<Variable>& trainable) {
     if (gradient_observer_) gradient_observer_(trainable);
   }

@@ -44,7 +44,10 @@ class Optimizer {
   // gradients. Clipping applies first; the step counter advances once per call.
   void step(const std::vector<Variable>& variables);
   // The same with explicit gradients (grads[i] for vars[i]; undefined entries are skipped).
-  void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables);
+  // `squared_norms`, when given, holds each gradient's squared norm over the whole weight (for
+  // gradients of slices, ZeRO: summed over the ranks), which clipnorm and global_clipnorm use.
+  void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Variable>& variables,
+                       const std::vector<double>* squared_norms = nullptr);
   int64_t iterations() const { return iterations_; }
   void set_iterations(int64_t n) { iterations_ = n; }
   double learning_rate() const;          // the value for the current step
@@ -53,6 +56,13 @@ class Optimizer {
   // Slot tensors (moments, accumulators) by "<variable name>/<slot>", for checkpoints.
   virtual std::vector<std::pair<std::string, Tensor>> state() const = 0;
   virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& state) = 0;
+  // state() with the variable each slot belongs to (saving gathers the slots of slices, ZeRO).
+  struct SlotEntry {
+    std::string key;
+    Variable var;
+    Tensor value;
+  };
+  virtual std::vector<SlotEntry> slot_entries() const { return {}; }
   virtual Json get_config() const;
 
  protected:

@@ -43,6 +43,18 @@ struct ReplicaShare {
   bool placeholder = false;
 };
 
+// What a sharded strategy (ZeRO, Note [ZeRO] in sharded.cpp) hands the optimizer: this rank's
+// slice of every trainable weight and the averaged gradient of that slice. Weight i's slice is
+// elements [offset[i], offset[i] + count[i]) of its flattened values (count 0: nothing here, the
+// gradient is then an empty tensor, so every rank makes the same optimizer slots in the same order).
+struct ShardUpdate {
+  std::vector<int64_t> offset, count;
+  std::vector<Tensor> grads;  // 1-D, count[i] elements
+  // Sums a vector over the ranks holding the other slices (squared norms for clipping and the
+  // finite-gradient check: every rank must reach the same verdict).
+  std::function<void(std::vector<double>&)> sum_over_ranks;
+};
+
 // One training step on this process's rows of a global batch.
 struct TrainStep {
   int64_t global_rows = 0;  // rows of the global batch, over all processes
@@ -51,6 +63,9 @@ struct TrainStep {
   std::function<void(const ReplicaShare&)> forward_backward;
   // Applies replica 0's gradients (reduced over every replica) to its trainable weights.
   std::function<void()> update;
+  // A sharded strategy's update: applies the gradients of this rank's slices to those slices of
+  // replica 0's trainable weights (views into them); the strategy then gathers the whole weights.
+  std::function<void(const ShardUpdate&)> update_shard;
 };
 
 // The local replicas of one model (replica 0 first) and what a strategy keeps for them between
@@ -60,6 +75,9 @@ struct ReplicaGroup {
   std::vector<std::vector<Tensor>> trainable;  // per replica, listed once weights exist
   std::vector<std::unique_ptr<distributed::GradBucketer>> averagers;  // per replica
   bool synced = false;  // every replica starts from process 0's replica 0
+  // What the strategy keeps for this model besides (a sharded strategy's partition); the
+  // strategy makes and reads it, models/ only holds it.
+  std::shared_ptr<void> strategy_state;
 
   int size() const { return static_cast<int>(replicas.size()); }
   // Drops the gradient averagers (their hooks go inert); the next step makes new ones.

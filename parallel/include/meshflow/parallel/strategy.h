@@ -104,8 +104,22 @@ class Strategy {
   // Makes this the current strategy of the calling thread until the scope ends.
   StrategyScope scope();
 
- private:
+  // The whole of each optimizer slot when this strategy keeps only a slice of it per rank
+  // (ZeRO): slices[i] is this rank's part of a tensor of full_shapes[i] (elements [offset,
+  // offset + numel) of it flattened); returns the whole tensors, the same on every rank. Every
+  // rank must call it (it is a collective). Replicating strategies never need it.
+  virtual std::vector<Tensor> gather_slices(const std::vector<Tensor>& slices, const std::vector<Shape>& full_shapes,
+                                            const std::vector<int64_t>& offsets) const;
+
+ protected:
+  // The first step's sync of the replicas and the gradient averagers (made when there are none).
   void sync_replicas(ReplicaGroup& group);
+  // After the gradients are averaged: applies them (a replicating strategy: step.update()).
+  virtual void apply_update(ReplicaGroup& group, const TrainStep& step) { step.update(); }
+  // The options of the gradient averagers this strategy makes.
+  virtual distributed::BucketOptions averager_options() const { return bucket_options_; }
+
+ private:
   distributed::BucketOptions bucket_options_;
   StepTimes step_times_;
 };

@@ -1,0 +1,221 @@
+// ShardedStrategy: the mesh bound to the process communicator, and the ZeRO update (stages 1, 2).
+#include "meshflow/parallel/sharded.h"
+
+#include <algorithm>
+
+#include "local_devices.h"
+#include "meshflow/core/autograd.h"
+#include "meshflow/core/error.h"
+
+namespace meshflow {
+
+// Note [ZeRO]
+// ZeRO (Rajbhandari et al., 2020) removes the copies data parallelism keeps on every rank. Here
+// the partition follows the gradient buckets (Note [Gradient buckets]): bucket b's elements, its
+// parameters' flattened values in packing order, are split over the N ranks like
+// numpy.array_split, and rank r owns its rows of every bucket. A parameter's owned part is thus
+// one contiguous run of its flattened values (possibly empty, possibly the whole parameter).
+// - Stage 1: gradients are all-reduced as in data parallelism; each rank hands the optimizer only
+//   its runs (views into the weights), so Adam's moments exist for 1/N of the elements.
+// - Stage 2: each bucket is reduce-scattered instead (Note [Scattered buckets]): a rank receives
+//   only its runs' averaged gradients, and the whole gradients are dropped as they are packed.
+// After the update every bucket's runs are all-gathered into the weights, so every rank holds
+// the whole model between steps: evaluate, predict, callbacks and checkpoints need nothing new,
+// except that the optimizer state is whole only after gather_slices (saving calls it). Clipping
+// by norm and the finite-gradient check sum squared norms over the ranks first (ShardUpdate).
+// Following the buckets, not an even split of all parameters, lets stage 2 reduce a bucket as
+// soon as backward fills it; the cost is that a rank's share may differ from 1/N by up to one
+// bucket row per bucket, which is nothing.
+namespace {
+
+struct Run {
+  size_t param = 0;       // index into the trainable weights
+  int64_t offset = 0;     // first owned element of the flattened parameter
+  int64_t count = 0;      // owned elements
+  int64_t at = 0;         // where they sit in this rank's rows of the bucket
+  int64_t in_bucket = 0;  // where the parameter starts in its bucket
+};
+
+struct ZeroState {
+  std::vector<TensorImpl*> params;  // identity of the weights the partition was made for
+  int ranks = 0, rank = 0;
+  std::vector<int64_t> bucket_numel, bucket_rows;  // per bucket: elements, this rank's rows
+  std::vector<std::vector<Run>> runs;              // per bucket, in packing order
+  std::vector<int64_t> offset, count;              // per parameter
+};
+
+std::shared_ptr<ZeroState> partition(const std::vector<Tensor>& params, const distributed::GradBucketer& buckets,
+                                     int ranks, int rank) {
+  auto z = std::make_shared<ZeroState>();
+  z->ranks = ranks;
+  z->rank = rank;
+  for (const auto& p : params) z->params.push_back(p.impl());
+  z->offset.assign(params.size(), 0);
+  z->count.assign(params.size(), 0);
+  for (int b = 0; b < buckets.num_buckets(); ++b) {
+    const int64_t numel = buckets.bucket_numel(b);
+    const int64_t start = numel / ranks * rank + std::min<int64_t>(rank, numel % ranks);
+    const int64_t rows = numel / ranks + (rank < numel % ranks ? 1 : 0);
+    z->bucket_numel.push_back(numel);
+    z->bucket_rows.push_back(rows);
+    std::vector<Run> runs;
+    int64_t at = 0;
+    for (size_t k : buckets.bucket_params(b)) {
+      const int64_t n = params[k].numel();
+      const int64_t lo = std::max(at, start), hi = std::min(at + n, start + rows);
+      Run r{.param = k, .offset = std::clamp<int64_t>(start - at, 0, n), .count = 0, .at = 0, .in_bucket = at};
+      if (hi > lo) {
+        r.offset = lo - at;
+        r.count = hi - lo;
+        r.at = lo - start;
+      }
+      z->offset[k] = r.offset;
+      z->count[k] = r.count;
+      runs.push_back(r);
+      at += n;
+    }
+    z->runs.push_back(std::move(runs));
+  }
+  return z;
+}
+
+bool same_params(const ZeroState& z, const std::vector<Tensor>& params) {
+  if (z.params.size() != params.size()) return false;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (z.params[i] != params[i].impl()) return false;
+  return true;
+}
+
+// Elements [offset, offset + count) of t flattened (a view when t is contiguous).
+Tensor run_of(const Tensor& t, int64_t offset, int64_t count) {
+  return t.detach().reshape({t.numel()}).slice(0, offset, offset + count);
+}
+
+}  // namespace
+
+ShardedStrategy::ShardedStrategy(Mesh mesh, ShardedOptions options)
+    : mesh_(std::move(mesh)), options_(options) {
+  comm_ = detail::process_communicator_for("ShardedStrategy", options.comm);
+  check_mesh();
+}
+
+ShardedStrategy::ShardedStrategy(std::shared_ptr<distributed::Communicator> comm, Mesh mesh, ShardedOptions options)
+    : comm_(std::move(comm)), mesh_(std::move(mesh)), options_(options) {
+  MF_CHECK(comm_ != nullptr, "ShardedStrategy: the communicator is null");
+  check_mesh();
+}
+
+ShardedStrategy::~ShardedStrategy() = default;
+
+void ShardedStrategy::check_mesh() const {
+  MF_CHECK(options_.zero_stage >= 0 && options_.zero_stage <= 3, "ShardedStrategy: zero_stage ", options_.zero_stage,
+           " is not a ZeRO stage (0, 1, 2 or 3)");
+  MF_CHECK(options_.zero_stage != 3, "ShardedStrategy: zero_stage 3 (parameters sharded between uses) is not built "
+           "yet; stage 2 shards the optimizer state and the gradients");
+  MF_CHECK(mesh_.size() == comm_->size(), "ShardedStrategy: ", mesh_.str(), " has ", mesh_.size(),
+           " devices but the job has ", comm_->size(), " rank", comm_->size() == 1 ? "" : "s",
+           " (one device per rank); make the axis sizes multiply to the number of ranks");
+  for (const auto& a : mesh_.axes())
+    MF_CHECK(a.name == "data" || a.size == 1, "ShardedStrategy: ", mesh_.str(), ": axis '", a.name, "' of size ",
+             a.size, " would split tensors across ranks (tensor parallelism), which needs sharding layouts this "
+             "build does not propagate yet; shard over a 'data' axis (ZeRO) or use PipelineStrategy");
+  MF_CHECK(mesh_.has_axis("data") || mesh_.size() == 1, "ShardedStrategy: ", mesh_.str(),
+           " has no 'data' axis, which ZeRO shards over");
+}
+
+std::shared_ptr<distributed::Communicator> ShardedStrategy::replica_communicator(int local_replica) const {
+  MF_CHECK(local_replica == 0, "ShardedStrategy: local replica ", local_replica, " of 1");
+  return comm_;
+}
+
+distributed::BucketOptions ShardedStrategy::averager_options() const {
+  distributed::BucketOptions o = bucket_options();
+  o.scatter = options_.zero_stage >= 2;
+  return o;
+}
+
+void ShardedStrategy::apply_update(ReplicaGroup& group, const TrainStep& step) {
+  if (options_.zero_stage == 0) return step.update();
+  MF_CHECK(step.update_shard, "ShardedStrategy: the step has no update_shard, which ZeRO stage ",
+           options_.zero_stage, " needs (the optimizer must update slices of the weights)");
+  auto& params = group.trainable[0];
+  auto& averager = *group.averagers[0];
+  auto z = std::static_pointer_cast<ZeroState>(group.strategy_state);
+  if (!z || !same_params(*z, params) || z->ranks != comm_->size()) {
+    z = partition(params, averager, comm_->size(), comm_->rank());
+    group.strategy_state = z;
+  }
+  ShardUpdate u;
+  u.offset = z->offset;
+  u.count = z->count;
+  u.grads.resize(params.size());
+  for (size_t b = 0; b < z->runs.size(); ++b) {
+    Tensor mine = options_.zero_stage >= 2 ? averager.scattered(static_cast<int>(b)) : Tensor();
+    for (const Run& r : z->runs[b]) {
+      Tensor g;
+      if (options_.zero_stage >= 2) {
+        g = mine.slice(0, r.at, r.at + r.count);
+      } else {
+        Tensor whole = params[r.param].grad();
+        MF_CHECK(whole.defined(), "ShardedStrategy: weight ", r.param, " has no averaged gradient");
+        g = run_of(whole, r.offset, r.count);
+      }
+      u.grads[r.param] = g.is_contiguous() ? g : g.contiguous();
+    }
+  }
+  u.sum_over_ranks = [this](std::vector<double>& v) { reduce_sums(v); };
+  step.update_shard(u);
+  u.grads.clear();
+  for (auto& p : params) p.zero_grad();
+
+  // Every rank's updated runs, all-gathered bucket by bucket into the whole weights.
+  NoGradGuard no_grad;
+  for (size_t b = 0; b < z->runs.size(); ++b) {
+    if (z->runs[b].empty()) continue;
+    const DType dt = params[z->runs[b].front().param].dtype();
+    Tensor mine = empty({z->bucket_rows[b]}, {.dtype = dt, .device = params[z->runs[b].front().param].device()});
+    for (const Run& r : z->runs[b])
+      if (r.count) mine.slice(0, r.at, r.at + r.count).copy_(run_of(params[r.param], r.offset, r.count));
+    // Ranks may hold different row counts (array_split), so `whole` is sized: see Note [Collective rules].
+    Tensor whole = empty({z->bucket_numel[b]}, {.dtype = dt, .device = mine.device()});
+    comm_->all_gather(mine, whole);
+    for (const Run& r : z->runs[b]) {
+      Tensor& p = params[r.param];
+      p.copy_(whole.slice(0, r.in_bucket, r.in_bucket + p.numel()).reshape(p.shape()));
+    }
+  }
+}
+
+std::vector<ShardedStrategy::Share> ShardedStrategy::shares(const ReplicaGroup& group) {
+  std::vector<Share> out;
+  auto z = std::static_pointer_cast<ZeroState>(group.strategy_state);
+  if (!z || group.trainable.empty()) return out;
+  const auto& params = group.trainable[0];
+  for (size_t i = 0; i < params.size() && i < z->count.size(); ++i)
+    out.push_back({params[i].name(), params[i].numel(), z->offset[i], z->count[i]});
+  return out;
+}
+
+std::vector<Tensor> ShardedStrategy::gather_slices(const std::vector<Tensor>& slices,
+                                                   const std::vector<Shape>& full_shapes,
+                                                   const std::vector<int64_t>& offsets) const {
+  MF_CHECK(slices.size() == full_shapes.size() && slices.size() == offsets.size(), "ShardedStrategy::gather_slices: ",
+           slices.size(), " slices, ", full_shapes.size(), " shapes and ", offsets.size(), " offsets");
+  // Each rank's slice, written into zeros and summed over the ranks: the slices tile each tensor,
+  // so the sum is exact. One collective per tensor, at save time only.
+  NoGradGuard no_grad;
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const int64_t numel = shape_numel(full_shapes[i]);
+    const int64_t n = slices[i].numel();
+    MF_CHECK(offsets[i] >= 0 && offsets[i] + n <= numel, "ShardedStrategy::gather_slices: slice ", i, " holds elements [",
+             offsets[i], ", ", offsets[i] + n, ") of a tensor of shape ", shape_str(full_shapes[i]));
+    Tensor whole = zeros({numel}, {.dtype = slices[i].dtype(), .device = slices[i].device()});
+    if (n) whole.slice(0, offsets[i], offsets[i] + n).copy_(slices[i].reshape({n}));
+    comm_->all_reduce(whole, distributed::ReduceOp::Sum);
+    out.push_back(whole.reshape(full_shapes[i]));
+  }
+  return out;
+}
+
+}  // namespace meshflow

@@ -1,0 +1,232 @@
+// ShardedStrategy (ZeRO stages 1 and 2 over a mesh's "data" axis) with ranks as threads of one
+// process joined by a LocalGroup, against training on one device in float64; Mesh's arithmetic
+// and errors.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "dp_models.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace dp_test;
+using mf_test::tensors_near;
+
+// --- Mesh ----------------------------------------------------------------------------------------
+
+TEST(Mesh, CoordinatesRunLastAxisFastest) {
+  mf::Mesh m({{"data", 2}, {"model", 3}});
+  EXPECT_EQ(m.size(), 6);
+  EXPECT_EQ(m.str(), "Mesh(data=2, model=3)");
+  EXPECT_EQ(m.coords(0), (std::vector<int>{0, 0}));
+  EXPECT_EQ(m.coords(1), (std::vector<int>{0, 1}));
+  EXPECT_EQ(m.coords(4), (std::vector<int>{1, 1}));
+  for (int r = 0; r < 6; ++r) EXPECT_EQ(m.rank_of(m.coords(r)), r);
+  EXPECT_EQ(m.axis_group(4, "model"), (std::vector<int>{3, 4, 5}));
+  EXPECT_EQ(m.axis_group(4, "data"), (std::vector<int>{1, 4}));
+  EXPECT_EQ(m.axis_index("model"), 1);
+  EXPECT_EQ(m.axis_size("data"), 2);
+  EXPECT_TRUE(m.has_axis("data"));
+  EXPECT_FALSE(m.has_axis("pipe"));
+}
+
+TEST(Mesh, BadMeshesAreNamed) {
+  EXPECT_MF_ERROR(mf::Mesh(std::vector<mf::MeshAxis>{}), "at least one axis");
+  EXPECT_MF_ERROR(mf::Mesh({{"data", 2}, {"data", 2}}), "'data'", "twice");
+  EXPECT_MF_ERROR(mf::Mesh({{"", 2}}), "no name");
+  EXPECT_MF_ERROR(mf::Mesh({{"data", 0}}), "'data'", "size 0");
+  mf::Mesh m({{"data", 2}, {"model", 2}});
+  EXPECT_MF_ERROR(m.axis_index("x"), "mesh axis 'x' is not in Mesh(data=2, model=2)");
+  EXPECT_MF_ERROR(m.coords(4), "rank 4");
+  EXPECT_MF_ERROR(m.rank_of({0, 2}), "coordinate");
+}
+
+TEST(ShardedStrategy, BadMeshesAndStagesAreNamed) {
+  mf::distributed::LocalGroup group(2);
+  auto comm = group.communicator(0);
+  EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 4}})), "Mesh(data=4) has 4 devices but the job has 2 ranks");
+  EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 1}, {"model", 2}})), "axis 'model' of size 2",
+                  "tensor parallelism");
+  EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"batch", 2}})), "axis 'batch'");
+  EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 2}}), {.zero_stage = 3}), "zero_stage 3",
+                  "not built yet");
+  EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 2}}), {.zero_stage = 4}), "zero_stage 4",
+                  "not a ZeRO stage");
+  EXPECT_MF_ERROR(mf::ShardedStrategy(nullptr, mf::Mesh({{"data", 2}})), "communicator is null");
+  mf::ShardedStrategy ok(comm, mf::Mesh({{"data", 2}, {"model", 1}}), {.zero_stage = 2});
+  EXPECT_EQ(ok.zero_stage(), 2);
+  EXPECT_EQ(ok.mesh().str(), "Mesh(data=2, model=1)");
+}
+
+// --- Training -----------------------------------------------------------------------------------
+
+// Runs body(rank, strategy) on n threads, each a rank of a ShardedStrategy over a LocalGroup.
+std::vector<std::string> on_ranks(int n, mf::ShardedOptions options, size_t bucket_bytes,
+                                  const std::function<void(int, mf::ShardedStrategy&)>& body) {
+  mf::distributed::LocalGroup group(n);
+  std::vector<std::string> errors(n);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        mf::ShardedStrategy s(group.communicator(r), mf::Mesh({{"data", n}}), options);
+        s.set_bucket_options({.bucket_bytes = bucket_bytes});
+        body(r, s);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
+std::shared_ptr<mf::Optimizer> make_optimizer(const std::string& clip) {
+  mf::optimizers::AdamOptions o;
+  o.learning_rate = 0.01;
+  if (clip == "clipnorm") o.clipnorm = 0.05;
+  if (clip == "global_clipnorm") o.global_clipnorm = 0.08;
+  return mf::optimizers::Adam(o);
+}
+
+void compile_with(mf::Model& m, const std::string& clip) {
+  m.compile({.optimizer = make_optimizer(clip), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+}
+
+int64_t slot_elements(const mf::Optimizer& opt) {
+  int64_t n = 0;
+  for (const auto& e : opt.slot_entries()) n += e.value.numel();
+  return n;
+}
+
+int64_t weight_elements(const mf::Model& m) {
+  int64_t n = 0;
+  for (const auto& w : m.trainable_weights()) n += w.numel();
+  return n;
+}
+
+struct Case {
+  int ranks;
+  int stage;
+  std::string clip;  // "", "clipnorm" or "global_clipnorm"
+  size_t bucket_bytes;
+};
+
+// Trains the MLP with ZeRO on `ranks` threads (weights start different per rank: rank 0's win) and
+// alone; both runs must agree to float64 rounding, every rank must hold the whole model, and each
+// rank's Adam moments must cover only its share of the elements.
+void expect_equivalent(const Case& c) {
+  auto [x, y] = data(37, {6}, 21);  // batches of 8 leave a last one of 5, split unevenly
+  auto [xv, yv] = data(9, {6}, 22);
+  mf::FitOptions fo{.epochs = 3, .batch_size = 8, .verbose = 0, .shuffle = true, .seed = 3};
+  fo.validation_data = std::make_pair(mf::Tensors{xv}, mf::Tensors{yv});
+
+  auto reference = mlp();
+  set_known_weights(*reference, x, 0.0);
+  compile_with(*reference, c.clip);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  const int64_t total = weight_elements(*reference);
+
+  std::vector<int64_t> slots(c.ranks);
+  auto errors = on_ranks(c.ranks, {.zero_stage = c.stage}, c.bucket_bytes, [&](int r, mf::ShardedStrategy& s) {
+    std::shared_ptr<mf::Model> m;
+    {
+      auto scope = s.scope();
+      m = mf::replicate_model(mlp);
+      compile_with(*m, c.clip);
+    }
+    set_known_weights(*m, x, 0.03 * r);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(weights_near(*m, *reference, 1e-10)) << "rank " << r;
+    slots[r] = slot_elements(*m->optimizer());
+    if (c.stage >= 2)
+      for (const auto& w : m->trainable_weights()) EXPECT_FALSE(w.grad().defined()) << w.name() << " kept a gradient";
+  });
+  for (int r = 0; r < c.ranks; ++r) ASSERT_EQ(errors[r], "") << "rank " << r;
+  // Adam keeps two moments per element: together the ranks hold each element's once, each rank
+  // about 1/N of them (a bucket's split differs from an even one by at most a row per bucket).
+  int64_t sum = 0;
+  for (int r = 0; r < c.ranks; ++r) {
+    sum += slots[r];
+    if (c.stage >= 1) EXPECT_LE(slots[r], 2 * (total / c.ranks + 8)) << "rank " << r;
+  }
+  EXPECT_EQ(sum, c.stage >= 1 ? 2 * total : 2 * total * c.ranks);
+}
+
+TEST(ShardedStrategy, ZeroStage1OnTwoRanksEqualsOneDevice) { expect_equivalent({2, 1, "", 256}); }
+TEST(ShardedStrategy, ZeroStage2OnTwoRanksEqualsOneDevice) { expect_equivalent({2, 2, "", 256}); }
+TEST(ShardedStrategy, ZeroStage1OnThreeRanksUnevenSharesEqualsOneDevice) { expect_equivalent({3, 1, "", 200}); }
+TEST(ShardedStrategy, ZeroStage2OnThreeRanksUnevenSharesEqualsOneDevice) { expect_equivalent({3, 2, "", 200}); }
+TEST(ShardedStrategy, ZeroStage2OneBucketEqualsOneDevice) { expect_equivalent({3, 2, "", 25u << 20}); }
+TEST(ShardedStrategy, ZeroStage0IsPlainDataParallel) { expect_equivalent({2, 0, "", 256}); }
+TEST(ShardedStrategy, ClipnormSumsSquaredNormsOverRanks) { expect_equivalent({3, 2, "clipnorm", 200}); }
+TEST(ShardedStrategy, GlobalClipnormSumsSquaredNormsOverRanks) { expect_equivalent({3, 1, "global_clipnorm", 200}); }
+
+// The MLP with fixed layer names, so a checkpoint loads into a model built again (the test layers'
+// names are numbered, and the rank threads would number theirs in any order).
+std::shared_ptr<mf::Model> named_mlp() {
+  auto dense = [](int64_t units, const std::string& act, const std::string& name) {
+    return mf::layers::Dense(units, {.activation = act, .name = name, .dtype = DType::F64});
+  };
+  return std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      dense(16, "relu", "d0"), dense(16, "relu", "d1"), dense(3, "softmax", "d2")});
+}
+
+// A checkpoint written under ZeRO holds the whole optimizer slots (gathered over the ranks), equal
+// to a single device's; loading it into a fresh sharded run (slots sliced again) resumes exactly.
+TEST(ShardedStrategy, CheckpointsHoldWholeSlotsAndResume) {
+  auto [x, y] = data(24, {6}, 31);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = named_mlp();
+  set_known_weights(*reference, x, 0.0);
+  compile_with(*reference, "");
+  reference->fit({x}, {y}, fo);
+  std::vector<std::pair<std::string, Tensor>> want;
+  for (const auto& [key, t] : reference->optimizer()->state()) want.emplace_back(key, t.clone());
+  reference->fit({x}, {y}, {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
+  const auto dir = std::filesystem::temp_directory_path() / ("mf_sharded_ckpt_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+
+  auto errors = on_ranks(3, {.zero_stage = 2}, 200, [&](int r, mf::ShardedStrategy& s) {
+    const std::string path = (dir / ("rank" + std::to_string(r) + ".safetensors")).string();
+    {
+      std::shared_ptr<mf::Model> m;
+      {
+        auto scope = s.scope();
+        m = mf::replicate_model(named_mlp);
+        compile_with(*m, "");
+      }
+      set_known_weights(*m, x, 0.0);
+      m->fit({x}, {y}, fo);
+      mf::save_checkpoint(*m, path);  // every rank: gathering the slots is a collective
+      auto saved = mf::read_safetensors(path);
+      for (const auto& [key, t] : want) {
+        const std::string k = renamed_slot(*reference, *m, key);
+        auto it = std::find_if(saved.begin(), saved.end(), [&](const auto& e) { return e.first.ends_with(k); });
+        ASSERT_NE(it, saved.end()) << k << " missing from rank " << r << "'s checkpoint";
+        EXPECT_EQ(it->second.shape(), t.shape()) << k;
+        EXPECT_TRUE(tensors_near(it->second, t, 1e-10, 1e-12)) << k << " rank " << r;
+      }
+    }
+    // Resume: a fresh model loads the whole slots and trains one more epoch under ZeRO.
+    std::shared_ptr<mf::Model> m;
+    {
+      auto scope = s.scope();
+      m = mf::replicate_model(named_mlp);
+      compile_with(*m, "");
+    }
+    m->predict_on_batch({x.slice(0, 0, 1)});
+    mf::load_checkpoint(*m, path);
+    m->fit({x}, {y}, {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
+    EXPECT_TRUE(weights_near(*m, *reference, 1e-10)) << "rank " << r << " after resuming";
+  });
+  for (int r = 0; r < 3; ++r) ASSERT_EQ(errors[r], "") << "rank " << r;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
