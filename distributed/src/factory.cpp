@@ -19,4 +19,11 @@ std::shared_ptr<Communicator> make_communicator(const std::string& backend, Comm
   MF_THROW("make_communicator: unknown backend '", backend, "'; expected \"mpi\", \"local\" or \"stub\"");
 }
 
+std::shared_ptr<Communicator> Communicator::split(int color, int key) {
+  MF_CHECK(color >= 0, "split: color ", color, " must be >= 0");
+  (void)key;
+  MF_CHECK(size() == 1, "split: the ", backend(), " backend cannot split a communicator of ", size(), " ranks");
+  return make_stub_communicator(options());
+}
+
 }  // namespace meshflow::distributed

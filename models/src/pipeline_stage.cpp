@@ -30,6 +30,7 @@ struct Model::Pipeline {
   std::vector<int> starts;                   // each stage's first segment; starts[0] == 0
   int first = 0, end = 0;                    // this stage's segments [first, end)
   std::vector<Variable> trainable;           // this stage's trainable weights
+  std::vector<Tensor> statistics;            // this stage's non-trainable weights (moving averages)
   std::vector<std::vector<Tensor>> weights;  // every stage's weights, for settle_pipeline()
   mutable bool dirty = false;                // this stage's weights changed since the last settle
 };
@@ -177,7 +178,7 @@ Model::Pipeline& Model::pipeline_stage(const Tensors& x, PipelineStrategy& strat
     // Rank 0 measures each segment's forward+backward once (inference mode: no dropout mask is
     // drawn and no statistic moves, so every rank stays in step) and decides; all take its cuts.
     Tensor starts = zeros({p}, {.dtype = DType::I64});
-    if (strategy.stage() == 0) {
+    if (strategy.process_rank() == 0) {
       const int64_t rows = std::max<int64_t>(1, x[0].size(0) / strategy.options().micro_batches);
       std::vector<double> costs;
       TrainingScope inference(false);
@@ -229,11 +230,15 @@ Model::Pipeline& Model::pipeline_stage(const Tensors& x, PipelineStrategy& strat
                  "' is called in stages ", it->second, " and ", st, "; a shared layer must stay in one stage");
         if (!fresh) continue;
         for (const auto& v : l->weights()) w.push_back(v);
-        if (st == s)
+        if (st == s) {
           for (const auto& v : l->trainable_weights()) pl->trainable.push_back(v);
+          for (const auto& v : l->non_trainable_weights()) pl->statistics.push_back(v);
+        }
       }
     pl->weights.push_back(std::move(w));
   }
+  // Pipeline x data: every copy of this stage starts from data replica 0's weights.
+  strategy.broadcast_over_data(pl->weights[static_cast<size_t>(s)]);
   pipeline_ = pl;
   return *pl;
 }
@@ -248,7 +253,10 @@ std::map<std::string, double> Model::run_pipeline_step(const Tensors& x, const T
   MF_CHECK(n % m == 0, "PipelineStrategy: a batch of ", n, " rows does not divide into ", m,
            " micro-batches; make the batch size a multiple of micro_batches");
   const int64_t rows = n / m;
-  const double share = 1.0 / m;  // each micro-batch's part of the batch's mean loss
+  const double share = 1.0 / m;  // each micro-batch's part of this replica's mean loss
+  // Pipeline x data: gradients are summed over the data replicas, so each replica's objective is
+  // weighted by its part of the global batch (1 without a data axis).
+  const double grad_scale = static_cast<double>(n) / static_cast<double>(strategy.global_rows(n));
   std::vector<Tensor> targets = targets_for(y, c.outputs.size());
 
   struct Micro {
@@ -297,7 +305,7 @@ std::map<std::string, double> Model::run_pipeline_step(const Tensors& x, const T
         for (auto& metric : c.metrics[i])
           metric->update_state(targets[i].slice(0, k * rows, (k + 1) * rows), out[i].detach());
     }
-    if (objective.defined()) mb.objective = objective * share;
+    if (objective.defined()) mb.objective = objective * (share * grad_scale);
     if (last) return Tensor();
     mb.output = out.at(0);
     return mb.output;
@@ -325,8 +333,9 @@ std::map<std::string, double> Model::run_pipeline_step(const Tensors& x, const T
       if (v.regularizer()) reg = reg.defined() ? reg + (*v.regularizer())(v) : (*v.regularizer())(v);
     if (reg.defined()) {
       extra += reg.item();
-      reg.backward();
+      (grad_scale == 1.0 ? reg : reg * grad_scale).backward();
     }
+    strategy.sum_gradients_over_data(std::vector<Tensor>(pl.trainable.begin(), pl.trainable.end()));
     observe_gradients(pl.trainable);
     optimizer_->step(pl.trainable);
   };
@@ -335,13 +344,15 @@ std::map<std::string, double> Model::run_pipeline_step(const Tensors& x, const T
 
   // The reported loss: the last stage's data loss plus every stage's layer losses and regularizers.
   Tensor extras = from_vector(std::vector<double>{extra}, {1}, {.dtype = DType::F64});
-  strategy.process_communicator()->all_reduce(extras, distributed::ReduceOp::Sum);
+  strategy.stage_communicator()->all_reduce(extras, distributed::ReduceOp::Sum);
   if (last) {
     c.loss.update(data_loss + extras.to_vector<double>()[0], static_cast<double>(n));
     for (size_t i = 0; i < output_losses.size(); ++i)
       if (c.losses[i]) c.output_losses[i].update(output_losses[i], static_cast<double>(n));
   }
-  reduce_metric_states();
+  // Every stage shows the last stage's running states after each step; the data replicas' are
+  // summed once, at the epoch's end (combine_metric_states), as under data parallelism.
+  reduce_metric_states([&](std::vector<double>& v) { strategy.share_last_stage_states(v); });
   return collect_logs();
 }
 
@@ -350,6 +361,7 @@ void Model::settle_pipeline() const {
   // Every rank calls this at the same points (epoch ends, evaluate, predict, save) after the same
   // steps, so all agree on whether weights changed: each stage's go from it to every rank.
   if (!pipeline_->dirty) return;
+  pipeline_->strategy->average_over_data(pipeline_->statistics);
   for (int st = 0; st < static_cast<int>(pipeline_->weights.size()); ++st)
     pipeline_->strategy->broadcast_from_stage(pipeline_->weights[static_cast<size_t>(st)], st);
   pipeline_->dirty = false;

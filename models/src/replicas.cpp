@@ -221,7 +221,7 @@ void Model::update_slices(Compiled& c, const ShardUpdate& u) {
   optimizer_->apply_gradients(u.grads, c.slices, &squared);
 }
 
-void Model::reduce_metric_states() {
+void Model::reduce_metric_states(const std::function<void(std::vector<double>&)>& combine) {
   if (!strategy_ || strategy_->num_processes() == 1) return;
   auto& c = *compiled_state_;
   std::vector<Metric*> all{&c.loss};
@@ -235,7 +235,8 @@ void Model::reduce_metric_states() {
     sizes.push_back(st.size());
     flat.insert(flat.end(), st.begin(), st.end());
   }
-  strategy_->combine_metric_states(flat);
+  if (combine) combine(flat);
+  else strategy_->combine_metric_states(flat);
   size_t at = 0;
   for (size_t k = 0; k < all.size(); ++k) {
     all[k]->set_state(std::vector<double>(flat.begin() + at, flat.begin() + at + sizes[k]));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <limits>
 
+#include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "local_devices.h"
 
@@ -86,12 +87,110 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 PipelineStrategy::PipelineStrategy(PipelineOptions options)
     : comm_(detail::process_communicator_for("PipelineStrategy", options.comm)), options_(std::move(options)) {
   check_options(options_);
+  mesh_ = Mesh({{"pipe", comm_->size()}});
+  make_axes();
 }
 
 PipelineStrategy::PipelineStrategy(std::shared_ptr<distributed::Communicator> comm, PipelineOptions options)
     : comm_(std::move(comm)), options_(std::move(options)) {
   MF_CHECK(comm_ != nullptr, "PipelineStrategy: the communicator is null");
   check_options(options_);
+  mesh_ = Mesh({{"pipe", comm_->size()}});
+  make_axes();
+}
+
+PipelineStrategy::PipelineStrategy(Mesh mesh, PipelineOptions options)
+    : comm_(detail::process_communicator_for("PipelineStrategy", options.comm)), mesh_(std::move(mesh)),
+      options_(std::move(options)) {
+  check_options(options_);
+  make_axes();
+}
+
+PipelineStrategy::PipelineStrategy(std::shared_ptr<distributed::Communicator> comm, Mesh mesh, PipelineOptions options)
+    : comm_(std::move(comm)), mesh_(std::move(mesh)), options_(std::move(options)) {
+  MF_CHECK(comm_ != nullptr, "PipelineStrategy: the communicator is null");
+  check_options(options_);
+  make_axes();
+}
+
+void PipelineStrategy::make_axes() {
+  MF_CHECK(mesh_.size() == comm_->size(), "PipelineStrategy: ", mesh_.str(), " has ", mesh_.size(),
+           " devices but the job has ", comm_->size(), " rank", comm_->size() == 1 ? "" : "s",
+           " (one device per rank); make the axis sizes multiply to the number of ranks");
+  MF_CHECK(mesh_.has_axis("pipe"), "PipelineStrategy: ", mesh_.str(), " has no 'pipe' axis to hold the stages");
+  for (const auto& a : mesh_.axes())
+    MF_CHECK(a.name == "pipe" || a.name == "data" || a.size == 1, "PipelineStrategy: ", mesh_.str(), ": axis '",
+             a.name, "' of size ", a.size, " is neither 'pipe' (stages) nor 'data' (copies of the pipeline)");
+  // One communicator per axis, split once: the ranks that share every other coordinate. Every
+  // rank takes the same branches (they depend on the mesh only), so the splits line up.
+  auto split_along = [&](const char* axis) -> std::shared_ptr<distributed::Communicator> {
+    if (!mesh_.has_axis(axis) || mesh_.axis_size(axis) == 1) return distributed::make_communicator("stub", comm_->options());
+    if (mesh_.axis_size(axis) == comm_->size()) return comm_;
+    auto c = mesh_.coords(comm_->rank());
+    const int along = mesh_.axis_index(axis), position = c[static_cast<size_t>(along)];
+    c[static_cast<size_t>(along)] = 0;
+    return comm_->split(mesh_.rank_of(c), position);
+  };
+  stage_comm_ = split_along("pipe");
+  data_comm_ = split_along("data");
+}
+
+int PipelineStrategy::rank_of_stage(int stage) const {
+  auto c = mesh_.coords(comm_->rank());
+  c[static_cast<size_t>(mesh_.axis_index("pipe"))] = stage;
+  return mesh_.rank_of(c);
+}
+
+int64_t PipelineStrategy::global_rows(int64_t local_rows) const {
+  if (data_comm_->size() == 1) return local_rows;
+  Tensor t = from_vector(std::vector<int64_t>{local_rows}, {1}, {.dtype = DType::I64});
+  data_comm_->all_reduce(t, distributed::ReduceOp::Sum);
+  return t.to_vector<int64_t>()[0];
+}
+
+void PipelineStrategy::sum_gradients_over_data(const std::vector<Tensor>& weights) const {
+  if (data_comm_->size() == 1 || weights.empty()) return;
+  // One flat buffer per dtype, one all-reduce each, in the weights' order on every replica.
+  NoGradGuard no_grad;
+  std::vector<DType> dtypes;
+  for (const auto& w : weights)
+    if (std::find(dtypes.begin(), dtypes.end(), w.dtype()) == dtypes.end()) dtypes.push_back(w.dtype());
+  for (DType dt : dtypes) {
+    int64_t total = 0;
+    for (const auto& w : weights)
+      if (w.dtype() == dt) total += w.numel();
+    Tensor flat = zeros({total}, {.dtype = dt});
+    int64_t at = 0;
+    for (const auto& w : weights) {
+      if (w.dtype() != dt) continue;
+      Tensor g = w.grad();
+      if (g.defined()) flat.slice(0, at, at + w.numel()).copy_(g.reshape({w.numel()}));
+      at += w.numel();
+    }
+    data_comm_->all_reduce(flat, distributed::ReduceOp::Sum);
+    at = 0;
+    for (const auto& w : weights) {
+      if (w.dtype() != dt) continue;
+      Tensor(w).set_grad(flat.slice(0, at, at + w.numel()).reshape(w.shape()).clone());
+      at += w.numel();
+    }
+  }
+}
+
+void PipelineStrategy::broadcast_over_data(std::vector<Tensor>& tensors) const {
+  if (data_comm_->size() == 1) return;
+  detail::broadcast_tensors(*data_comm_, tensors, 0);
+}
+
+void PipelineStrategy::average_over_data(std::vector<Tensor>& tensors) const {
+  if (data_comm_->size() == 1) return;
+  NoGradGuard no_grad;
+  for (auto& t : tensors) {
+    if (!is_floating(t.dtype())) continue;
+    Tensor v = t.detach().contiguous().clone();
+    data_comm_->all_reduce(v, distributed::ReduceOp::Avg);
+    t.detach().copy_(v);
+  }
 }
 
 std::shared_ptr<distributed::Communicator> PipelineStrategy::replica_communicator(int local_replica) const {
@@ -102,14 +201,24 @@ std::shared_ptr<distributed::Communicator> PipelineStrategy::replica_communicato
 void PipelineStrategy::combine_metric_states(std::vector<double>& values) const {
   if (values.empty() || comm_->size() == 1) return;
   Tensor t = from_vector(values, {static_cast<int64_t>(values.size())}, {.dtype = DType::F64});
-  comm_->broadcast(t, comm_->size() - 1);
+  // The data replicas' shares first (only the last stage's sums mean anything), then the last
+  // stage's totals to every stage.
+  if (data_comm_->size() > 1) data_comm_->all_reduce(t, distributed::ReduceOp::Sum);
+  if (stage_comm_->size() > 1) stage_comm_->broadcast(t, stage_comm_->size() - 1);
+  values = t.to_vector<double>();
+}
+
+void PipelineStrategy::share_last_stage_states(std::vector<double>& values) const {
+  if (values.empty() || stage_comm_->size() == 1) return;
+  Tensor t = from_vector(values, {static_cast<int64_t>(values.size())}, {.dtype = DType::F64});
+  stage_comm_->broadcast(t, stage_comm_->size() - 1);
   values = t.to_vector<double>();
 }
 
 void PipelineStrategy::broadcast_from_stage(std::vector<Tensor>& tensors, int owner) const {
   MF_CHECK(owner >= 0 && owner < num_stages(), "PipelineStrategy: stage ", owner, " of ", num_stages(),
            " does not exist");
-  detail::broadcast_tensors(*comm_, tensors, owner);
+  detail::broadcast_tensors(*stage_comm_, tensors, owner);
 }
 
 void PipelineStrategy::run_step(ReplicaGroup&, const TrainStep&) {
@@ -123,13 +232,13 @@ void PipelineStrategy::run_pipeline(const PipelineStep& step) {
   const int p = num_stages(), s = stage(), m = step.micro_batches;
   const bool first = s == 0, last = s == p - 1;
   auto where = [&](int peer) {
-    return "pipeline stage " + std::to_string(peer) + " (rank " + std::to_string(peer) + ")";
+    return "pipeline stage " + std::to_string(peer) + " (rank " + std::to_string(rank_of_stage(peer)) + ")";
   };
   // Activations this stage sent on, kept until the next stage's gradient for them comes back (it
   // has the activation's shape); sends in flight, waited for before the step ends.
   std::vector<Tensor> sent(static_cast<size_t>(m));
   std::vector<std::pair<distributed::WorkPtr, int>> in_flight;  // with the destination stage
-  auto send = [&](const Tensor& t, int dst, int tag) { in_flight.emplace_back(comm_->send_async(t, dst, tag), dst); };
+  auto send = [&](const Tensor& t, int dst, int tag) { in_flight.emplace_back(stage_comm_->send_async(t, dst, tag), dst); };
   auto wait_for = [&](const distributed::WorkPtr& w, int peer, const char* what, int micro) {
     try {
       w->wait();
@@ -148,13 +257,13 @@ void PipelineStrategy::run_pipeline(const PipelineStep& step) {
       Tensor input;
       if (!first) {
         Tensor header = empty({2 + kMaxDims}, {.dtype = DType::I64});
-        wait_for(comm_->recv_async(header, s - 1, kHeaderTag), s - 1, "the activation's header", a.micro);
+        wait_for(stage_comm_->recv_async(header, s - 1, kHeaderTag), s - 1, "the activation's header", a.micro);
         auto h = header.to_vector<int64_t>();
         MF_CHECK(h[1] >= 0 && h[1] <= kMaxDims, "PipelineStrategy: stage ", s, " got a header with ", h[1],
                  " dimensions from ", where(s - 1));
         Shape shape(h.begin() + 2, h.begin() + 2 + h[1]);
         input = empty(shape, {.dtype = static_cast<DType>(h[0])});
-        wait_for(comm_->recv_async(input, s - 1, kActivationTag), s - 1, "the activation", a.micro);
+        wait_for(stage_comm_->recv_async(input, s - 1, kActivationTag), s - 1, "the activation", a.micro);
       }
       const auto b0 = std::chrono::steady_clock::now();
       Tensor out = step.forward(a.micro, input);
@@ -179,7 +288,7 @@ void PipelineStrategy::run_pipeline(const PipelineStep& step) {
       if (!last) {
         const Tensor& act = sent[static_cast<size_t>(a.micro)];
         grad_output = empty(act.shape(), {.dtype = act.dtype()});
-        wait_for(comm_->recv_async(grad_output, s + 1, kGradientTag), s + 1, "the gradient", a.micro);
+        wait_for(stage_comm_->recv_async(grad_output, s + 1, kGradientTag), s + 1, "the gradient", a.micro);
         sent[static_cast<size_t>(a.micro)] = Tensor();
       }
       const auto b0 = std::chrono::steady_clock::now();

@@ -152,4 +152,39 @@ inline void check_shapes_and_async(dist::Communicator& comm) {
   }
 }
 
+
+// split(): ranks of one parity form a communicator, ranked by descending parent rank (key = -rank);
+// its collectives and point-to-point messages stay inside it; a split into one color is the whole
+// group again, ranked by key; and the parent keeps working. Every rank of `comm` calls it.
+inline void check_split(dist::Communicator& comm) {
+  const int n = comm.size(), r = comm.rank();
+  auto half = comm.split(r % 2, -r);
+  std::vector<int> same;  // my parity's parent ranks, by descending rank
+  for (int q = n - 1; q >= 0; --q)
+    if (q % 2 == r % 2) same.push_back(q);
+  ASSERT_EQ(half->size(), static_cast<int>(same.size()));
+  const int mine = static_cast<int>(std::find(same.begin(), same.end(), r) - same.begin());
+  EXPECT_EQ(half->rank(), mine);
+  Tensor t = meshflow::from_vector(std::vector<double>{double(r + 1)}, {1}, {.dtype = DType::F64});
+  half->all_reduce(t, ReduceOp::Sum);
+  double want = 0;
+  for (int q : same) want += q + 1;
+  EXPECT_EQ(t.item(), want) << "rank " << r;
+  if (half->size() > 1) {  // a ring inside the half: each member hears from the one before it
+    Tensor got = meshflow::zeros({1}, {.dtype = DType::F64});
+    const int next = (half->rank() + 1) % half->size(), prev = (half->rank() + half->size() - 1) % half->size();
+    auto sent = half->send_async(meshflow::from_vector(std::vector<double>{double(r)}, {1}, {.dtype = DType::F64}), next, 5);
+    half->recv(got, prev, 5);
+    sent->wait();
+    EXPECT_EQ(got.item(), double(same[static_cast<size_t>(prev)]));
+  }
+  auto all = comm.split(0, r);
+  EXPECT_EQ(all->size(), n);
+  EXPECT_EQ(all->rank(), r);
+  Tensor u = meshflow::from_vector(std::vector<double>{1.0}, {1}, {.dtype = DType::F64});
+  comm.all_reduce(u, ReduceOp::Sum);
+  EXPECT_EQ(u.item(), double(n));
+  EXPECT_MF_ERROR(comm.split(-1, 0), "color -1");
+}
+
 }  // namespace mf_test

@@ -49,6 +49,8 @@ TEST(MpiCollectives, AgreesWithLocalBackendOnRandomFloats) {
 
 // Rank 1 arrives late: the others fail within the timeout naming the collective, and the late
 // arrival still completes the collective they abandoned, so the job can go on (or shut down cleanly).
+TEST(MpiCollectives, SplitMakesSubCommunicators) { check_split(*world()); }
+
 TEST(MpiCollectives, LateRankTimesOutOthersNamingTheCollective) {
   auto comm = dist::make_communicator("mpi", {.timeout = std::chrono::milliseconds(2000)});
   Tensor t = meshflow::full({1000}, 1.0);

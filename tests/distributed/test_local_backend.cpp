@@ -67,6 +67,17 @@ TEST_P(LocalCollectives, SumIsInRankOrderAndReproducible) {
 
 INSTANTIATE_TEST_SUITE_P(Threads, LocalCollectives, ::testing::Values(2, 3, 4));
 
+TEST_P(LocalCollectives, SplitMakesSubGroups) {
+  on_threads(GetParam(), [](dist::Communicator& comm) { check_split(comm); });
+}
+
+TEST(StubBackend, SplitsIntoItself) {
+  auto stub = dist::make_communicator("stub");
+  auto sub = stub->split(3, 0);
+  EXPECT_EQ(sub->size(), 1);
+  EXPECT_EQ(sub->backend(), "stub");
+}
+
 TEST(LocalBackend, MissingRankTimesOutNamingIt) {
   std::atomic<int> errors{0};
   on_threads(3, [&](dist::Communicator& comm) {

@@ -10,7 +10,8 @@
 // killed rank must be found by the heartbeat (Note [Heartbeats]) in seconds. `slow`: rank 1
 // spends 8 s in one step (its heartbeat goes on) and, with a long timeout, nobody fails.
 // --pipeline 1: the ranks are stages of a PipelineStrategy instead, and the others must name
-// "pipeline stage 1 (rank 1)" in the receive that waited for it.
+// "pipeline stage 1 (rank 1)" in the receive that waited for it. --pipeline 2: the same on a 2-D
+// mesh, 2 copies (data) of a pipeline of N/2 stages, where the other copy must name rank 1 too.
 #include <signal.h>
 #include <unistd.h>
 
@@ -57,12 +58,17 @@ class FailAtBatch : public mf::Callback {
   std::string mode_;
 };
 
-int run(const std::string& mode, int devices, int timeout_ms, bool pipeline) {
+int run(const std::string& mode, int devices, int timeout_ms, int pipeline) {
   std::vector<mf::Device> list;
   for (int d = 0; d < devices; ++d) list.emplace_back("cpu:" + std::to_string(d));
   const mf::distributed::CommOptions comm{.timeout = std::chrono::milliseconds(timeout_ms)};
   std::unique_ptr<mf::Strategy> strategy;
-  if (pipeline) strategy = std::make_unique<mf::PipelineStrategy>(mf::PipelineOptions{.micro_batches = 2, .comm = comm});
+  const int world = mf::distributed::detect_world().size;
+  if (pipeline == 2)  // 2 copies of a pipeline of world / 2 stages: rank 1 is stage 1 of copy 0
+    strategy = std::make_unique<mf::PipelineStrategy>(mf::Mesh({{"data", 2}, {"pipe", world / 2}}),
+                                                      mf::PipelineOptions{.micro_batches = 2, .comm = comm});
+  else if (pipeline)
+    strategy = std::make_unique<mf::PipelineStrategy>(mf::PipelineOptions{.micro_batches = 2, .comm = comm});
   else strategy = std::make_unique<mf::MultiWorkerMirroredStrategy>(list, comm);
   mf::Strategy& s = *strategy;
   const int rank = s.process_rank();
@@ -92,6 +98,10 @@ int run(const std::string& mode, int devices, int timeout_ms, bool pipeline) {
     ok = message.empty() && (rank != 0 || secs > 8);  // everyone waited for the slow rank, no error
   } else if (rank == 1) {
     ok = message.find("simulated crash") != std::string::npos;
+  } else if (pipeline == 2 && rank >= world / 2) {
+    // The other copy of the pipeline meets rank 1 only in the gradients' sum over the data axis
+    // (or waits on a stage that does): it must name rank 1 too, as quickly.
+    ok = message.find("rank 1") != std::string::npos && secs < 4.5;
   } else if (pipeline) {
     // The stage that waited on rank 1 names it; the others (stage 2 of 3 waits on stage 1 too).
     const bool silent = mode == "exit" || mode == "stop" || mode == "kill";
@@ -132,14 +142,14 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "throw";
   try {
     if (mode != "throw" && mode != "hang" && mode != "exit" && mode != "stop" && mode != "kill" && mode != "slow")
-      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit|stop|kill|slow [--devices N] [--timeout-ms T] [--pipeline 1]");
+      throw mf::Error("usage: " + std::string(argv[0]) + " throw|hang|exit|stop|kill|slow [--devices N] [--timeout-ms T] [--pipeline 1|2]");
     int devices = 1, timeout_ms = 2000;
-    bool pipeline = false;
+    int pipeline = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
       const std::string flag = argv[i];
       if (flag == "--devices") devices = std::stoi(argv[i + 1]);
       else if (flag == "--timeout-ms") timeout_ms = std::stoi(argv[i + 1]);
-      else if (flag == "--pipeline") pipeline = std::stoi(argv[i + 1]) != 0;
+      else if (flag == "--pipeline") pipeline = std::stoi(argv[i + 1]);
       else throw mf::Error("unknown option " + flag);
     }
     rc = run(mode, devices, timeout_ms, pipeline);

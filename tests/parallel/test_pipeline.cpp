@@ -351,6 +351,74 @@ TEST(PipelineStrategy, BatchNormStatisticsArePerMicroBatch) {
   EXPECT_GT(max_diff(whole, micro), 1e-6);
 }
 
+// --- Pipeline x data (a 2-D mesh) ----------------------------------------------------------------
+
+// D copies of a P-stage pipeline on D * P threads: every rank's copy of the model after fit, and
+// its History, must equal one device's training on the whole batches (no batch norm: its
+// statistics are per replica and micro-batch, as on any data-parallel pipeline).
+void expect_mesh_equals_reference(int d, int p, int m, int batch, std::vector<std::string> cuts) {
+  SCOPED_TRACE("data=" + std::to_string(d) + " pipe=" + std::to_string(p) + " m=" + std::to_string(m) +
+               " batch=" + std::to_string(batch));
+  auto [x, y] = data(24);
+  auto init = initial_weights("plain");
+  const int n = d * p;
+  std::vector<StageResult> results(n);
+  mf::distributed::LocalGroup group(n);
+  std::vector<std::string> errors(n);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        mf::PipelineStrategy strategy(group.communicator(r), mf::Mesh({{"data", d}, {"pipe", p}}),
+                                      {.micro_batches = m, .cuts = cuts});
+        EXPECT_EQ(strategy.num_stages(), p);
+        EXPECT_EQ(strategy.stage(), r % p);
+        EXPECT_EQ(strategy.data_replica(), r / p);
+        auto scope = strategy.scope();
+        auto model = build("plain");
+        // Each replica starts from other weights: replica 0's must win.
+        std::vector<Tensor> mine;
+        for (const auto& w : init) mine.push_back(w + 0.1 * (r / p));
+        set_all(*model, mine);
+        compile(*model);
+        results[r].history = model->fit({x}, {y}, {.epochs = 2, .batch_size = batch, .verbose = 0, .shuffle = false});
+        results[r].weights = values(*model);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < n; ++r) ASSERT_EQ(errors[r], "") << "rank " << r;
+  auto reference = build("plain");
+  set_all(*reference, init);
+  compile(*reference);
+  auto h = reference->fit({x}, {y}, {.epochs = 2, .batch_size = batch, .verbose = 0, .shuffle = false});
+  auto ref = values(*reference);
+  EXPECT_GT(max_diff(ref, init), 1e-3);
+  for (int r = 0; r < n; ++r) {
+    EXPECT_LT(max_diff(results[r].weights, ref), 1e-10) << "rank " << r << "'s copy of the model";
+    const auto& loss = results[r].history.history.at("loss");
+    const auto& want = h.history.at("loss");
+    ASSERT_EQ(loss.size(), want.size());
+    for (size_t e = 0; e < loss.size(); ++e) EXPECT_NEAR(loss[e], want[e], 1e-10) << "rank " << r << " epoch " << e;
+  }
+}
+
+TEST(PipelineStrategy, TwoByTwoMeshEqualsOneDevice) { expect_mesh_equals_reference(2, 2, 2, 8, {"d3"}); }
+TEST(PipelineStrategy, DataOnlyMeshEqualsOneDevice) { expect_mesh_equals_reference(2, 1, 2, 8, {}); }
+// Batches of 10 over 3 replicas: 4, 3, 3 rows and a last batch of 4 as 2, 1, 1.
+TEST(PipelineStrategy, UnevenDataSharesEqualOneDevice) { expect_mesh_equals_reference(3, 2, 1, 10, {"d2"}); }
+
+TEST(PipelineStrategy, BadMeshesAreNamed) {
+  mf::distributed::LocalGroup group(4);
+  auto comm = group.communicator(0);
+  EXPECT_MF_ERROR(mf::PipelineStrategy(comm, mf::Mesh({{"data", 2}, {"pipe", 3}}), {}),
+                  "Mesh(data=2, pipe=3) has 6 devices but the job has 4 ranks");
+  EXPECT_MF_ERROR(mf::PipelineStrategy(comm, mf::Mesh({{"data", 4}}), {}), "has no 'pipe' axis");
+  EXPECT_MF_ERROR(mf::PipelineStrategy(comm, mf::Mesh({{"model", 2}, {"pipe", 2}}), {}), "axis 'model' of size 2",
+                  "neither 'pipe'");
+}
+
 // Bad input on every stage: the same error on each.
 void expect_error(const std::string& kind, int p, mf::PipelineOptions options, int batch, const std::string& want,
                   const std::string& want2 = "") {

@@ -1,4 +1,5 @@
 // The local backend: N threads of one process exchange tensors through shared memory.
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -65,6 +66,10 @@ struct LocalGroup::State {
     std::deque<std::shared_ptr<PendingRecv>> receivers;
   };
   std::map<std::tuple<int, int, int>, Channel> channels;  // (src, dst, tag)
+  // split(): the groups made by each rank's n-th split, by (n, color); the first rank to arrive
+  // makes one, the others join it. Kept for the parent's lifetime (communicators share them).
+  std::vector<uint64_t> next_split;
+  std::map<std::pair<uint64_t, int>, std::shared_ptr<State>> splits;
 };
 
 namespace {
@@ -247,6 +252,33 @@ class LocalCommunicator final : public Communicator {
              dtype_name(in.dtype()), shape_str(s), " on rank ", rank_, " (numpy.array_split of ", in.size(0), " rows)");
     return post(Kind::ReduceScatter, op, 0, internal::contiguous_input(in), out, what, describe(in));
   }
+  std::shared_ptr<Communicator> split(int color, int key) override {
+    MF_CHECK(color >= 0, "split: color ", color, " must be >= 0");
+    Tensor mine = from_vector(std::vector<int64_t>{color, key}, {2}, {.dtype = DType::I64});
+    Tensor all;
+    all_gather(mine, all);
+    auto v = all.to_vector<int64_t>();
+    std::vector<std::pair<int64_t, int>> members;  // (key, rank) of the ranks with my color
+    for (int r = 0; r < size(); ++r)
+      if (v[2 * r] == color) members.emplace_back(v[2 * r + 1], r);
+    std::sort(members.begin(), members.end());
+    const int sub_rank = static_cast<int>(std::find(members.begin(), members.end(), std::make_pair<int64_t, int>(key, int(rank_))) -
+                                          members.begin());
+    std::shared_ptr<LocalGroup::State> sub;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      auto& slot = state_->splits[{state_->next_split[rank_]++, color}];
+      if (!slot) {
+        slot = std::make_shared<LocalGroup::State>();
+        slot->size = static_cast<int>(members.size());
+        slot->options = state_->options;
+        slot->next_seq.assign(members.size(), 0);
+        slot->next_split.assign(members.size(), 0);
+      }
+      sub = slot;
+    }
+    return std::make_shared<LocalCommunicator>(sub, sub_rank);
+  }
   WorkPtr send_async(const Tensor& t, int dst, int tag) override {
     internal::check_tensor(t, "send", false);
     check_peer(dst, "send", "destination");
@@ -329,6 +361,7 @@ LocalGroup::LocalGroup(int size, CommOptions options) : state_(std::make_shared<
   state_->size = size;
   state_->options = options;
   state_->next_seq.assign(size, 0);
+  state_->next_split.assign(size, 0);
 }
 
 LocalGroup::~LocalGroup() = default;

@@ -187,7 +187,7 @@ void divide_halves(DType dt, void* data, int64_t n, int ranks) {
 // different collective, op, dtype, root or shape is caught before any data moves.
 enum FingerprintField { kKind, kOp, kRoot, kDType, kRank, kDim0, kNumel = kDim0 + 4, kFields };
 using Fingerprint = std::array<int64_t, kFields>;
-const char* const kKindNames[] = {"all_reduce", "broadcast", "all_gather", "reduce_scatter", "barrier"};
+const char* const kKindNames[] = {"all_reduce", "broadcast", "all_gather", "reduce_scatter", "barrier", "split"};
 
 // `shaped` is the tensor whose shape must agree on every rank (all_gather: out; else the input).
 Fingerprint fingerprint(int kind, ReduceOp op, int root, const Tensor* shaped) {
@@ -310,6 +310,16 @@ class MpiCommunicator final : public Communicator {
       };
       heartbeat_ = std::make_shared<internal::Heartbeat>(rank_, size_, std::move(hosts), share_port, options.heartbeat);
     }
+  }
+  // A communicator split from another (split()): adopts `sub`; the parent's heartbeat, which
+  // watches every rank of the job, names failed peers for it too.
+  MpiCommunicator(MPI_Comm sub, CommOptions options, std::shared_ptr<internal::Heartbeat> heartbeat)
+      : Communicator(options), comm_(sub), heartbeat_(std::move(heartbeat)) {
+    auto lock = MpiRuntime::get().guard();
+    MF_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    MF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    MF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    if (!MpiRuntime::get().serialized()) status_ = std::make_shared<internal::MpiStatusChannel>(comm_);
   }
   ~MpiCommunicator() override {
     if (mpi_finalized()) return;
@@ -446,6 +456,19 @@ class MpiCommunicator final : public Communicator {
     auto lock = MpiRuntime::get().guard();
     MF_MPI_CHECK(MPI_Irecv(t.raw_data(), bytes, MPI_BYTE, src, tag, comm_, &w->request));
     return w;
+  }
+
+  std::shared_ptr<Communicator> split(int color, int key) override {
+    MF_CHECK(color >= 0, "split: color ", color, " must be >= 0");
+    auto sub = std::make_shared<MPI_Comm>(MPI_COMM_NULL);
+    // Through the queue, so the split keeps its place among this communicator's collectives.
+    auto w = queued("split(color " + std::to_string(color) + ")", "(none)", fingerprint(5, ReduceOp::Sum, 0, nullptr),
+                    [comm = comm_, sub, color, key] {
+                      auto lock = MpiRuntime::get().guard();
+                      MF_MPI_CHECK(MPI_Comm_split(comm, color, key, sub.get()));
+                    });
+    finish(w);
+    return std::make_shared<MpiCommunicator>(*sub, options(), heartbeat_);
   }
 
   WorkPtr barrier_async() override {

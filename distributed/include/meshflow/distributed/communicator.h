@@ -75,6 +75,11 @@ class Communicator {
   virtual WorkPtr send_async(const Tensor& tensor, int dst, int tag = 0) = 0;
   virtual WorkPtr recv_async(Tensor& tensor, int src, int tag = 0) = 0;
   virtual WorkPtr barrier_async() = 0;
+  // The ranks that pass the same `color` (>= 0), as a communicator of their own, ranked by (key,
+  // rank) as MPI_Comm_split does; mesh axes get theirs this way (parallel/mesh.h). A collective:
+  // every rank calls it, in order with the others, and waits for it. mpi, local and (size 1) stub
+  // split; the hierarchical backend throws.
+  virtual std::shared_ptr<Communicator> split(int color, int key);
 
   // Blocking forms: the async call, then wait() with the default timeout.
   void all_reduce(Tensor& tensor, ReduceOp op = ReduceOp::Sum) { finish(all_reduce_async(tensor, op)); }

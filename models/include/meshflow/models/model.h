@@ -3,6 +3,7 @@
 #pragma once
 
 #include <iostream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -209,7 +210,8 @@ class Model : public Layer {
   Replication& replication();           // made on first use (one replica: this model)
   bool replicated() const;              // a strategy with more than one replica
   void build_replicas(const Tensors& sample_x);  // every local copy called once, so its weights exist
-  void reduce_metric_states();          // combines metric states over the processes (the strategy's way)
+  // Combines metric states over the processes: the strategy's way, or `combine`'s when given.
+  void reduce_metric_states(const std::function<void(std::vector<double>&)>& combine = {});
   // Under a PipelineStrategy (models/src/pipeline_stage.cpp, Note [Pipeline stages]): one step of
   // this rank's stage, and bringing every stage's weights to every rank after training changed
   // them (before evaluate, predict, saving and each epoch's end).

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "meshflow/parallel/mesh.h"
 #include "meshflow/parallel/strategy.h"
 
 namespace meshflow {
@@ -30,6 +31,15 @@ namespace meshflow {
 // communicator (MPI ranks, or threads of a LocalGroup in tests), each activation preceded by a
 // small header with its dtype and shape; a stage that dies or stops makes its neighbours'
 // receives fail after the timeout (or at once, by the heartbeat), naming the stage and its rank.
+//
+// Pipeline x data (a 2-D mesh, Mesh({{"data", D}, {"pipe", P}})): D copies of the pipeline, each
+// fed 1/D of every batch; the ranks of one stage average their gradients over the "data" axis once
+// all micro-batches are done, then update. Each micro-batch's loss is scaled by its rows over the
+// global batch and the gradients are summed, so uneven shares still give the full-batch mean. The
+// stages' messages go over the "pipe" axis's communicator, the gradients over the "data" axis's
+// (Communicator::split). At the first step every stage takes data replica 0's weights; at each
+// settle (epoch ends, evaluate, predict, save) replica-local statistics (BatchNormalization's
+// moving averages) become their mean over the data replicas before the stages' weights spread.
 enum class PipelineSchedule { GPipe, OneFOneB };
 
 struct PipelineOptions {
@@ -85,20 +95,41 @@ class PipelineStrategy : public Strategy {
   explicit PipelineStrategy(PipelineOptions options = {});
   // Over a given communicator (tests: ranks of a LocalGroup, one thread per stage).
   PipelineStrategy(std::shared_ptr<distributed::Communicator> comm, PipelineOptions options);
+  // The ranks arranged as `mesh`: its "pipe" axis holds the stages, its "data" axis (optional)
+  // copies of the pipeline that share each batch and average their gradients. Other axes must have
+  // size 1; the mesh's size must be the job's. Over every MPI rank, or over a given communicator.
+  PipelineStrategy(Mesh mesh, PipelineOptions options);
+  PipelineStrategy(std::shared_ptr<distributed::Communicator> comm, Mesh mesh, PipelineOptions options);
   std::string name() const override { return "PipelineStrategy"; }
   std::shared_ptr<distributed::Communicator> process_communicator() const override { return comm_; }
   std::shared_ptr<distributed::Communicator> replica_communicator(int local_replica) const override;
-  // Every stage sees the whole batch: nothing is split over the processes.
-  int data_shards() const override { return 1; }
-  int data_shard() const override { return 0; }
-  // Metric states live on the last stage; every rank gets its values.
+  // Every stage of a pipeline sees its copy's whole batch: the batch is split over the data axis only.
+  int data_shards() const override { return data_comm_->size(); }
+  int data_shard() const override { return data_comm_->rank(); }
+  // Metric states live on the last stage: summed over the data replicas, then every rank gets them.
   void combine_metric_states(std::vector<double>& values) const override;
+  // Only within this rank's pipeline: the last stage's values to every stage (after each step).
+  void share_last_stage_states(std::vector<double>& values) const;
   void run_step(ReplicaGroup& group, const TrainStep& step) override;
   void end_epoch(ReplicaGroup&) override {}
 
-  int num_stages() const { return comm_->size(); }
-  int stage() const { return comm_->rank(); }
+  int num_stages() const { return stage_comm_->size(); }
+  int stage() const { return stage_comm_->rank(); }
+  // Copies of the pipeline (the mesh's "data" axis) and which one this rank belongs to.
+  int num_data_replicas() const { return data_comm_->size(); }
+  int data_replica() const { return data_comm_->rank(); }
+  const Mesh& mesh() const { return mesh_; }
   const PipelineOptions& options() const { return options_; }
+  // The ranks of this rank's pipeline (stage order) and of this rank's stage (data order).
+  std::shared_ptr<distributed::Communicator> stage_communicator() const { return stage_comm_; }
+  std::shared_ptr<distributed::Communicator> data_communicator() const { return data_comm_; }
+  // The rows of a batch over every data replica, given this replica's.
+  int64_t global_rows(int64_t local_rows) const;
+  // Over this stage's data replicas: sums each tensor's gradient (in place; missing gradients count
+  // as zeros), gives every tensor replica 0's value, or averages floating tensors (statistics).
+  void sum_gradients_over_data(const std::vector<Tensor>& weights) const;
+  void broadcast_over_data(std::vector<Tensor>& tensors) const;
+  void average_over_data(std::vector<Tensor>& tensors) const;
 
   // Runs one step of this rank's stage: the schedule's forwards and backwards with the messages
   // between neighbouring stages, then step.update(). Throws naming the stage on any failure.
@@ -110,8 +141,14 @@ class PipelineStrategy : public Strategy {
   void broadcast_from_stage(std::vector<Tensor>& tensors, int owner) const;
 
  private:
+  void make_axes();
+  // The job's rank of stage `stage` in this rank's pipeline (error messages).
+  int rank_of_stage(int stage) const;
+
   std::shared_ptr<distributed::Communicator> comm_;
+  Mesh mesh_ = Mesh({{"pipe", 1}});
   PipelineOptions options_;
+  std::shared_ptr<distributed::Communicator> stage_comm_, data_comm_;
   PipelineStepStats stats_;
 };
 
