@@ -73,4 +73,44 @@ TEST(MpiShardedStrategy, ZeroStage1MlpEqualsSingleProcess) { expect_equivalent(1
 TEST(MpiShardedStrategy, ZeroStage2MlpEqualsSingleProcess) { expect_equivalent(2, mlp, {6}); }
 TEST(MpiShardedStrategy, ZeroStage2CnnEqualsSingleProcess) { expect_equivalent(2, cnn, {6, 6, 2}); }
 
+
+// Every rank saves the same folder: each writes its slices, rank 0 the index; a process loading it
+// alone resumes exactly as the single-process run does.
+TEST(MpiShardedStrategy, ShardedSaveLoadsInOneProcess) {
+  auto& s = strategy(2);
+  s.set_bucket_options({.bucket_bytes = 232});
+  auto [x, y] = data(40, {6}, 43);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  mf::FitOptions more{.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto build_named = [] {
+    auto dense = [](int64_t units, const std::string& act, const std::string& name) {
+      return mf::layers::Dense(units, {.activation = act, .name = name, .dtype = DType::F64});
+    };
+    return std::static_pointer_cast<mf::Model>(std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+        dense(16, "relu", "d0"), dense(3, "softmax", "d1")}));
+  };
+  std::shared_ptr<mf::Model> dist;
+  {
+    auto scope = s.scope();
+    dist = build_named();
+    compile(*dist);
+  }
+  set_known_weights(*dist, x, 0.0);
+  auto reference = build_named();
+  compile(*reference);
+  set_known_weights(*reference, x, 0.0);
+  dist->fit({x}, {y}, fo);
+  reference->fit({x}, {y}, fo);
+  reference->fit({x}, {y}, more);
+  const auto folder = std::filesystem::temp_directory_path() / ("mf_mpi_sharded_save_" + std::to_string(getppid())) / "m";
+  dist->save(folder.string());
+  EXPECT_TRUE(std::filesystem::exists(folder / "optimizer.index.json"));
+  auto loaded = mf::load_model(folder.string());
+  loaded->fit({x}, {y}, more);
+  EXPECT_TRUE(weights_near(*loaded, *reference, 1e-10)) << "rank " << s.process_rank();
+  std::vector<double> done{1.0};
+  s.reduce_sums(done);  // every rank has loaded before rank 0 removes the folder
+  if (s.process_rank() == 0) std::filesystem::remove_all(folder.parent_path());
+}
+
 }  // namespace

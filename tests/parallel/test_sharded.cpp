@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -227,6 +229,118 @@ TEST(ShardedStrategy, CheckpointsHoldWholeSlotsAndResume) {
   });
   for (int r = 0; r < 3; ++r) ASSERT_EQ(errors[r], "") << "rank " << r;
   std::filesystem::remove_all(dir);
+}
+
+
+// save_model on every rank under ZeRO-2 writes one folder: each rank's slices of the optimizer
+// slots in a shard file of its own and an index; it loads in one process with whole slots equal
+// to one device's, and on 2 ranks under ZeRO-1 (sliced again) it resumes as one device does.
+TEST(ShardedStrategy, ShardedSavesReshardOnLoad) {
+  namespace fs = std::filesystem;
+  auto [x, y] = data(24, {6}, 33);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  mf::FitOptions more{.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = named_mlp();
+  set_known_weights(*reference, x, 0.0);
+  compile_with(*reference, "");
+  reference->fit({x}, {y}, fo);
+  std::vector<std::pair<std::string, Tensor>> want;
+  for (const auto& [key, t] : reference->optimizer()->state()) want.emplace_back(key, t.clone());
+  reference->fit({x}, {y}, more);
+  const fs::path dir = fs::temp_directory_path() / ("mf_sharded_save_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string folder = (dir / "model").string();
+
+  auto errors = on_ranks(3, {.zero_stage = 2}, 200, [&](int r, mf::ShardedStrategy& s) {
+    std::shared_ptr<mf::Model> m;
+    {
+      auto scope = s.scope();
+      m = mf::replicate_model(named_mlp);
+      compile_with(*m, "");
+    }
+    set_known_weights(*m, x, 0.0);
+    m->fit({x}, {y}, fo);
+    m->save(folder);
+    EXPECT_TRUE(fs::exists(fs::path(folder) / "optimizer.index.json")) << "rank " << r << " returned before publish";
+  });
+  for (int r = 0; r < 3; ++r) ASSERT_EQ(errors[r], "") << "rank " << r;
+  EXPECT_FALSE(fs::exists(fs::path(folder) / "optimizer.safetensors"));
+  int64_t total = 0;
+  for (const auto& [key, t] : want) total += t.numel();
+  for (int r = 0; r < 3; ++r) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "optimizer-%05d-of-00003.safetensors", r);
+    int64_t held = 0;
+    for (const auto& [key, t] : mf::read_safetensors((fs::path(folder) / name).string())) held += t.numel();
+    EXPECT_LE(held, total / 3 + 2 * 8) << name << " holds more than its third of the slots";
+    EXPECT_GT(held, 0) << name;
+  }
+
+  // One process: the slots whole (Adam's moments and step must be right for the resumed run to
+  // equal the reference's).
+  auto loaded = mf::load_model(folder);
+  loaded->fit({x}, {y}, more);
+  EXPECT_TRUE(weights_near(*loaded, *reference, 1e-10)) << "resumed in one process";
+
+  // Two ranks under ZeRO-1: the slots are sliced for the new partition.
+  errors = on_ranks(2, {.zero_stage = 1}, 256, [&](int r, mf::ShardedStrategy& s) {
+    std::shared_ptr<mf::Model> m;
+    {
+      auto scope = s.scope();
+      m = mf::load_model(folder);
+    }
+    EXPECT_EQ(m->strategy(), &s);
+    m->fit({x}, {y}, more);
+    EXPECT_TRUE(weights_near(*m, *reference, 1e-10)) << "rank " << r << " resumed on 2 ranks";
+  });
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(errors[r], "") << "rank " << r;
+
+  // An index whose shards leave a hole is named, with the tensor.
+  const std::string index_path = (fs::path(folder) / "optimizer.index.json").string();
+  std::ifstream in(index_path);
+  mf::Json index = mf::Json::parse(in);
+  in.close();
+  auto& first = index["tensors"].begin().value();
+  const std::string key = index["tensors"].begin().key();
+  first["shards"].erase(first["shards"].begin());
+  std::ofstream(index_path) << index.dump();
+  EXPECT_MF_ERROR(mf::load_model(folder), "optimizer.index.json", key.c_str(), "leave out elements from 0");
+  fs::remove_all(dir);
+}
+
+// Every rank of a data-parallel job saving the same folder: one save, never a rank's staging
+// folder removed by another's (rank 0 writes, the others wait for it), and nothing left behind.
+TEST(ShardedStrategy, EveryRankSavingOneFolderWritesOneSave) {
+  namespace fs = std::filesystem;
+  auto [x, y] = data(12, {6}, 34);
+  const fs::path dir = fs::temp_directory_path() / ("mf_rank_save_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string folder = (dir / "model").string();
+  mf::distributed::LocalGroup group(3);
+  std::vector<std::string> errors(3);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 3; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        mf::MultiWorkerMirroredStrategy s(group.communicator(r));
+        std::shared_ptr<mf::Model> m;
+        {
+          auto scope = s.scope();
+          m = mf::replicate_model(named_mlp);
+          compile_with(*m, "");
+        }
+        m->fit({x}, {y}, {.epochs = 1, .batch_size = 4, .verbose = 0});
+        for (int k = 0; k < 5; ++k) m->save(folder);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+  EXPECT_NO_THROW(mf::load_model(folder));
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string(), "model") << "left behind: " << e.path();
+  fs::remove_all(dir);
 }
 
 }  // namespace
