@@ -1,5 +1,6 @@
 // CPU kernels for the fused optimizer updates, the clipping helpers and the primitives of gradient
 // reduction (ops defined and operands checked in core/src/ops/optim.cpp). See Note [Fused optimizer updates].
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -274,12 +275,19 @@ __attribute__((target("avx,f16c"))) void add_f16_f16c(const uint16_t* a, uint16_
   add_f16_portable(a + i, b + i, n - i);
 }
 
+// F16C from CPUID leaf 1 (ECX bit 29), with AVX (which the OS must enable) as its prerequisite;
+// __builtin_cpu_supports("f16c") would say the same but clang 14 does not know the name.
+static bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 // Operands: inout, in; inout += in. It runs on the calling thread: the MPI backend calls it from
 // inside a reduction, on its progress thread, where waking the compute pool would steal its cores.
 void accumulate_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>&, const Attrs&) {
   const Tensor &acc = in[0], &add = in[1];
   const int64_t n = acc.numel();
-  static const bool avx2 = __builtin_cpu_supports("avx2"), f16c = __builtin_cpu_supports("f16c");
+  static const bool avx2 = __builtin_cpu_supports("avx2"), f16c = has_f16c();
   switch (acc.dtype()) {
     case DType::F32: {
       float* b = acc.data<float>();
