@@ -7,7 +7,8 @@
 // maximum over ranks, after 2 warm-up steps (the first step creates the optimizer's slots). The
 // prediction for Psi parameters of 4 bytes on N ranks: replicated 16 Psi (weights 4, gradients 4,
 // moments 8); stage 1: 8 Psi + 8 Psi / N; stage 2: 4 Psi + 12 Psi / N (gradients live in buckets
-// only while they are reduced). Step time is the median of 3 steps, as a ratio to replicated.
+// only while they are reduced); stage 3: 16 Psi / N (weights whole only while used, at most
+// live_buckets buckets at once, none between train_on_batch steps). Step time is the median of 3 steps, as a ratio to replicated.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -87,7 +88,7 @@ int main(int argc, char** argv) {
   const double psi = double(layers) * double(width * width + width);
   const double psi_mib = 4.0 * psi / (1 << 20);
 
-  Result rep, z1, z2;
+  Result rep, z1, z2, z3;
   {
     mf::MultiWorkerMirroredStrategy s;
     rep = measure(s, layers, width, x, y);
@@ -99,6 +100,10 @@ int main(int argc, char** argv) {
   {
     mf::ShardedStrategy s(mf::Mesh({{"data", n}}), {.zero_stage = 2});
     z2 = measure(s, layers, width, x, y);
+  }
+  {
+    mf::ShardedStrategy s(mf::Mesh({{"data", n}}), {.zero_stage = 3});
+    z3 = measure(s, layers, width, x, y);
   }
   if (mf::distributed::detect_world().rank != 0) return 0;
   std::printf("zero: %d ranks, %d x Dense(%lld), batch %lld, f32, Adam: %.1fM parameters (%.0f MiB)\n", n, layers,
@@ -112,5 +117,6 @@ int main(int argc, char** argv) {
   row("replicated", rep, 4 * psi_mib);
   row("zero-1", z1, 2 * psi_mib + 2 * psi_mib / n);
   row("zero-2", z2, psi_mib + 3 * psi_mib / n);
+  row("zero-3", z3, 4 * psi_mib / n);
   return 0;
 }

@@ -278,6 +278,10 @@ std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, 
 
 void run_inplace(const OpDef& op, const std::vector<Tensor>& operands, const Attrs& attrs) {
   MF_CHECK(!operands.empty() && operands[0].defined(), op.name, ": needs at least one defined operand");
+  if (const auto& st = operands[0].impl()->storage; st && st->refill) [[unlikely]]
+    MF_THROW(op.name, ": cannot write tensor ", shape_str(operands[0].shape()), ": it is a weight sharded between uses ",
+             "(ZeRO stage 3), whose values live in the ranks' shards; load or set weights before the first step, ",
+             "or under a stage below 3");
   const Device device = operands[0].device();
   KernelFn kernel = op.kernels[static_cast<int>(device.type)];
   MF_CHECK(kernel != nullptr, "op ", op.name, " has no kernel for ", device_type_name(device.type), " (operands on ",

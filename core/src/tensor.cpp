@@ -22,13 +22,32 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
 }
 
 Storage::~Storage() {
-  if (allocator) allocator->deallocate(data, bytes);
+  if (allocator && data) allocator->deallocate(data, bytes);
+}
+
+void Storage::release() {
+  MF_CHECK(allocator != nullptr, "Storage::release: the memory is borrowed, not owned");
+  if (data) allocator->deallocate(data, bytes);
+  data = nullptr;
+}
+
+void Storage::restore() {
+  MF_CHECK(allocator != nullptr, "Storage::restore: the memory is borrowed, not owned");
+  if (!data) data = allocator->allocate(bytes);
 }
 
 namespace {
 // The message is built out of line so that checked() inlines into every accessor as one test.
 [[noreturn, gnu::noinline, gnu::cold]] void throw_undefined(const char* what) {
   MF_THROW(what, ": the tensor is undefined (default-constructed)");
+}
+// A released storage (Storage::release) asks its owner for the bytes back.
+[[gnu::noinline, gnu::cold]] void refill(Storage& s, const Shape& shape) {
+  MF_CHECK(s.refill != nullptr, "raw_data(): tensor ", shape_str(shape), "'s memory was released and nothing can ",
+           "bring it back");
+  s.refill(s);
+  MF_CHECK(s.data != nullptr, "raw_data(): tensor ", shape_str(shape), "'s memory was released and its owner did ",
+           "not bring it back");
 }
 inline const TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* what) {
   if (impl == nullptr) [[unlikely]] throw_undefined(what);
@@ -72,6 +91,7 @@ void* Tensor::raw_data() const {
   const auto& impl = checked(impl_, "raw_data()");
   MF_CHECK(impl.storage != nullptr, "raw_data(): tensor ", shape_str(impl.shape),
            " is symbolic (it has a shape but no data; it was made for tracing)");
+  if (impl.storage->data == nullptr && impl.storage->bytes > 0) [[unlikely]] refill(*impl.storage, impl.shape);
   return static_cast<char*>(impl.storage->data) + impl.offset * static_cast<int64_t>(dtype_size(impl.dtype));
 }
 

@@ -185,17 +185,26 @@ void Model::update_slices(Compiled& c, const ShardUpdate& u) {
                u.grads.size() == c.trainable.size(),
            "model '", name(), "': the strategy sharded ", u.count.size(), " weights but the model trains ",
            c.trainable.size());
+  const bool shards = !u.values.empty();
+  MF_CHECK(!shards || u.values.size() == c.trainable.size(), "model '", name(), "': the strategy gave ",
+           u.values.size(), " shards for ", c.trainable.size(), " weights");
   bool fresh = c.slices.size() != c.trainable.size();
   for (size_t i = 0; i < c.slices.size() && !fresh; ++i)
-    fresh = c.slices[i].slice_offset() != u.offset[i] || c.slices[i].numel() != u.count[i];
+    fresh = c.slices[i].slice_offset() != u.offset[i] || c.slices[i].numel() != u.count[i] ||
+            (shards && c.slices[i].impl()->storage != u.values[i].impl()->storage);
   if (fresh) {
     NoGradGuard no_grad;
     c.slices.clear();
     for (const auto& w : c.trainable) {
       const size_t i = c.slices.size();
-      MF_CHECK(w.is_contiguous(), "model '", name(), "': weight '", w.name(), "' is not contiguous; ZeRO updates ",
-               "slices of it in place");
-      Tensor view = w.detach().reshape({w.numel()}).slice(0, u.offset[i], u.offset[i] + u.count[i]);
+      Tensor view;
+      if (shards) {
+        view = u.values[i];
+      } else {
+        MF_CHECK(w.is_contiguous(), "model '", name(), "': weight '", w.name(), "' is not contiguous; ZeRO updates ",
+                 "slices of it in place");
+        view = w.detach().reshape({w.numel()}).slice(0, u.offset[i], u.offset[i] + u.count[i]);
+      }
       Variable v(view, w.name(), true);
       v.set_slice_of(w.shape(), u.offset[i]);
       c.slices.push_back(v);

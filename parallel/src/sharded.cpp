@@ -2,8 +2,11 @@
 #include "meshflow/parallel/sharded.h"
 
 #include <algorithm>
+#include <cstring>
+#include <deque>
 
 #include "local_devices.h"
+#include "meshflow/core/allocator.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 
@@ -19,7 +22,10 @@ namespace meshflow {
 //   its runs (views into the weights), so Adam's moments exist for 1/N of the elements.
 // - Stage 2: each bucket is reduce-scattered instead (Note [Scattered buckets]): a rank receives
 //   only its runs' averaged gradients, and the whole gradients are dropped as they are packed.
-// After the update every bucket's runs are all-gathered into the weights, so every rank holds
+// - Stage 3: also the weights, between uses: each rank keeps its rows of every bucket (the
+//   shards the optimizer updates), the weights' memory is released, and a read of a weight
+//   gathers its bucket (see release_bucket / gather_bucket below).
+// After the update (stages 1, 2) every bucket's runs are all-gathered into the weights, so every rank holds
 // the whole model between steps: evaluate, predict, callbacks and checkpoints need nothing new,
 // except that the optimizer state is whole only after gather_slices (saving calls it). Clipping
 // by norm and the finite-gradient check sum squared norms over the ranks first (ShardUpdate).
@@ -42,6 +48,13 @@ struct ZeroState {
   std::vector<int64_t> bucket_numel, bucket_rows;  // per bucket: elements, this rank's rows
   std::vector<std::vector<Run>> runs;              // per bucket, in packing order
   std::vector<int64_t> offset, count;              // per parameter
+  // Stage 3: this rank's rows of each bucket (the weights' values between uses), the weights
+  // themselves, the buckets whose weights are whole now (least recently gathered first), and
+  // whether every bucket is held whole (from an epoch's end to the next step).
+  std::vector<Tensor> shards;
+  std::vector<Tensor> weights;
+  std::deque<int> live;
+  bool pinned = false;
 };
 
 std::shared_ptr<ZeroState> partition(const std::vector<Tensor>& params, const distributed::GradBucketer& buckets,
@@ -91,6 +104,79 @@ Tensor run_of(const Tensor& t, int64_t offset, int64_t count) {
   return t.detach().reshape({t.numel()}).slice(0, offset, offset + count);
 }
 
+// Stage 3 (Note [ZeRO]): a bucket's weights are whole only while they are used. A weight's memory
+// is released between uses (Storage::release); the first read brings the whole bucket back with
+// one all-gather of the ranks' shards, and the least recently gathered bucket is released when
+// more than `live_buckets` are whole. Every rank touches the weights in the same order (the same
+// model and step), so the gathers line up.
+void release_bucket(ZeroState& z, int b) {
+  for (const Run& r : z.runs[static_cast<size_t>(b)]) z.weights[r.param].impl()->storage->release();
+}
+
+void release_all(ZeroState& z) {
+  for (size_t b = 0; b < z.runs.size(); ++b) release_bucket(z, static_cast<int>(b));
+  z.live.clear();
+  z.pinned = false;
+}
+
+void gather_bucket(ZeroState& z, distributed::Communicator& comm, int b, int live_buckets) {
+  if (std::find(z.live.begin(), z.live.end(), b) != z.live.end()) return;
+  while (!z.pinned && static_cast<int>(z.live.size()) >= live_buckets) {
+    release_bucket(z, z.live.front());
+    z.live.pop_front();
+  }
+  const auto& runs = z.runs[static_cast<size_t>(b)];
+  const Tensor& shard = z.shards[static_cast<size_t>(b)];
+  Tensor whole = empty({z.bucket_numel[static_cast<size_t>(b)]}, {.dtype = shard.dtype(), .device = shard.device()});
+  comm.all_gather(shard, whole);
+  const size_t es = dtype_size(shard.dtype());
+  for (const Run& r : runs) {
+    TensorImpl& w = *z.weights[r.param].impl();
+    w.storage->restore();
+    const int64_t n = shape_numel(w.shape);
+    copy_bytes(static_cast<char*>(w.storage->data) + w.offset * static_cast<int64_t>(es), w.device,
+               static_cast<const char*>(whole.raw_data()) + r.in_bucket * static_cast<int64_t>(es), whole.device(),
+               static_cast<size_t>(n) * es);
+  }
+  z.live.push_back(b);
+}
+
+// The first ZeRO-3 step: each rank keeps its rows of every bucket, and the weights learn to
+// gather themselves (their values are the same on every rank here: the step has just synced them).
+void make_shards(const std::shared_ptr<ZeroState>& z, const std::vector<Tensor>& params,
+                 const std::shared_ptr<distributed::Communicator>& comm, int live_buckets) {
+  NoGradGuard no_grad;
+  z->weights = params;
+  for (size_t b = 0; b < z->runs.size(); ++b) {
+    const auto& runs = z->runs[b];
+    Tensor shard;
+    if (runs.empty()) {
+      z->shards.push_back(empty({0}));
+      continue;
+    }
+    const Tensor& first = params[runs.front().param];
+    shard = empty({z->bucket_rows[b]}, {.dtype = first.dtype(), .device = first.device()});
+    for (const Run& r : runs) {
+      const Tensor& p = params[r.param];
+      MF_CHECK(p.is_contiguous() && p.impl()->storage && p.impl()->storage->allocator,
+               "ShardedStrategy: ZeRO stage 3 needs weights that own contiguous memory; '", p.name(), "' does not");
+      if (r.count) shard.slice(0, r.at, r.at + r.count).copy_(run_of(p, r.offset, r.count));
+    }
+    z->shards.push_back(shard);
+  }
+  std::weak_ptr<ZeroState> weak = z;
+  for (size_t b = 0; b < z->runs.size(); ++b)
+    for (const Run& r : z->runs[b]) {
+      const std::string name = params[r.param].name();
+      params[r.param].impl()->storage->refill = [weak, comm, b, live_buckets, name](Storage&) {
+        auto state = weak.lock();
+        MF_CHECK(state != nullptr, "weight '", name, "' is sharded between uses (ZeRO stage 3) and the ",
+                 "ShardedStrategy that holds its shards is gone; keep the strategy alive while the model is used");
+        gather_bucket(*state, *comm, static_cast<int>(b), live_buckets);
+      };
+    }
+}
+
 }  // namespace
 
 ShardedStrategy::ShardedStrategy(Mesh mesh, ShardedOptions options)
@@ -110,8 +196,8 @@ ShardedStrategy::~ShardedStrategy() = default;
 void ShardedStrategy::check_mesh() const {
   MF_CHECK(options_.zero_stage >= 0 && options_.zero_stage <= 3, "ShardedStrategy: zero_stage ", options_.zero_stage,
            " is not a ZeRO stage (0, 1, 2 or 3)");
-  MF_CHECK(options_.zero_stage != 3, "ShardedStrategy: zero_stage 3 (parameters sharded between uses) is not built "
-           "yet; stage 2 shards the optimizer state and the gradients");
+  MF_CHECK(options_.live_buckets >= 2, "ShardedStrategy: live_buckets ", options_.live_buckets,
+           " must be at least 2 (the bucket in use and the one before it)");
   MF_CHECK(mesh_.size() == comm_->size(), "ShardedStrategy: ", mesh_.str(), " has ", mesh_.size(),
            " devices but the job has ", comm_->size(), " rank", comm_->size() == 1 ? "" : "s",
            " (one device per rank); make the axis sizes multiply to the number of ranks");
@@ -145,10 +231,17 @@ void ShardedStrategy::apply_update(ReplicaGroup& group, const TrainStep& step) {
     z = partition(params, averager, comm_->size(), comm_->rank());
     group.strategy_state = z;
   }
+  const bool stage3 = options_.zero_stage >= 3;
+  if (stage3 && z->shards.empty()) make_shards(z, params, comm_, options_.live_buckets);
   ShardUpdate u;
   u.offset = z->offset;
   u.count = z->count;
   u.grads.resize(params.size());
+  if (stage3) {
+    u.values.resize(params.size());
+    for (size_t b = 0; b < z->runs.size(); ++b)
+      for (const Run& r : z->runs[b]) u.values[r.param] = z->shards[b].slice(0, r.at, r.at + r.count);
+  }
   for (size_t b = 0; b < z->runs.size(); ++b) {
     Tensor mine = options_.zero_stage >= 2 ? averager.scattered(static_cast<int>(b)) : Tensor();
     for (const Run& r : z->runs[b]) {
@@ -167,6 +260,7 @@ void ShardedStrategy::apply_update(ReplicaGroup& group, const TrainStep& step) {
   step.update_shard(u);
   u.grads.clear();
   for (auto& p : params) p.zero_grad();
+  if (stage3) return release_all(*z);  // the shards hold the new values; weights gather on use
 
   // Every rank's updated runs, all-gathered bucket by bucket into the whole weights.
   NoGradGuard no_grad;
@@ -184,6 +278,23 @@ void ShardedStrategy::apply_update(ReplicaGroup& group, const TrainStep& step) {
       p.copy_(whole.slice(0, r.in_bucket, r.in_bucket + p.numel()).reshape(p.shape()));
     }
   }
+}
+
+void ShardedStrategy::run_step(ReplicaGroup& group, const TrainStep& step) {
+  // Stage 3 holds every weight whole from an epoch's end (evaluation, callbacks, checkpoints) to
+  // the next step, which gives the memory back: the shards hold the same values.
+  if (options_.zero_stage >= 3)
+    if (auto z = std::static_pointer_cast<ZeroState>(group.strategy_state); z && z->pinned) release_all(*z);
+  Strategy::run_step(group, step);
+}
+
+void ShardedStrategy::end_epoch(ReplicaGroup& group) {
+  Strategy::end_epoch(group);
+  if (options_.zero_stage < 3) return;
+  auto z = std::static_pointer_cast<ZeroState>(group.strategy_state);
+  if (!z || z->shards.empty()) return;
+  z->pinned = true;
+  for (size_t b = 0; b < z->runs.size(); ++b) gather_bucket(*z, *comm_, static_cast<int>(b), options_.live_buckets);
 }
 
 std::vector<ShardedStrategy::Share> ShardedStrategy::shares(const ReplicaGroup& group) {

@@ -19,7 +19,8 @@ mf::ShardedStrategy& strategy(int stage) {
   static const int n = mf::distributed::detect_world().size;
   static mf::ShardedStrategy s1(mf::Mesh({{"data", n}}), {.zero_stage = 1});
   static mf::ShardedStrategy s2(mf::Mesh({{"data", n}}), {.zero_stage = 2});
-  return stage == 1 ? s1 : s2;
+  static mf::ShardedStrategy s3(mf::Mesh({{"data", n}}), {.zero_stage = 3});
+  return stage == 1 ? s1 : stage == 2 ? s2 : s3;
 }
 
 std::shared_ptr<mf::Model> build_in(mf::Strategy& s, std::shared_ptr<mf::Model> (*build)()) {
@@ -72,6 +73,8 @@ void expect_equivalent(int stage, std::shared_ptr<mf::Model> (*build)(), const S
 TEST(MpiShardedStrategy, ZeroStage1MlpEqualsSingleProcess) { expect_equivalent(1, mlp, {6}); }
 TEST(MpiShardedStrategy, ZeroStage2MlpEqualsSingleProcess) { expect_equivalent(2, mlp, {6}); }
 TEST(MpiShardedStrategy, ZeroStage2CnnEqualsSingleProcess) { expect_equivalent(2, cnn, {6, 6, 2}); }
+TEST(MpiShardedStrategy, ZeroStage3MlpEqualsSingleProcess) { expect_equivalent(3, mlp, {6}); }
+TEST(MpiShardedStrategy, ZeroStage3CnnEqualsSingleProcess) { expect_equivalent(3, cnn, {6, 6, 2}); }
 
 
 // Every rank saves the same folder: each writes its slices, rank 0 the index; a process loading it

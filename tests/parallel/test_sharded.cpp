@@ -55,8 +55,8 @@ TEST(ShardedStrategy, BadMeshesAndStagesAreNamed) {
   EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 1}, {"model", 2}})), "axis 'model' of size 2",
                   "tensor parallelism");
   EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"batch", 2}})), "axis 'batch'");
-  EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 2}}), {.zero_stage = 3}), "zero_stage 3",
-                  "not built yet");
+  EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 2}}), {.zero_stage = 3, .live_buckets = 1}),
+                  "live_buckets 1 must be at least 2");
   EXPECT_MF_ERROR(mf::ShardedStrategy(comm, mf::Mesh({{"data", 2}}), {.zero_stage = 4}), "zero_stage 4",
                   "not a ZeRO stage");
   EXPECT_MF_ERROR(mf::ShardedStrategy(nullptr, mf::Mesh({{"data", 2}})), "communicator is null");
@@ -66,6 +66,8 @@ TEST(ShardedStrategy, BadMeshesAndStagesAreNamed) {
 }
 
 // --- Training -----------------------------------------------------------------------------------
+
+std::shared_ptr<mf::Model> named_mlp();  // the MLP with fixed layer names (below)
 
 // Runs body(rank, strategy) on n threads, each a rank of a ShardedStrategy over a LocalGroup.
 std::vector<std::string> on_ranks(int n, mf::ShardedOptions options, size_t bucket_bytes,
@@ -97,6 +99,14 @@ std::shared_ptr<mf::Optimizer> make_optimizer(const std::string& clip) {
 
 void compile_with(mf::Model& m, const std::string& clip) {
   m.compile({.optimizer = make_optimizer(clip), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+}
+
+// build() replicated and compiled (Adam, `clip`) inside the strategy's scope, as users write it.
+std::shared_ptr<mf::Model> compiled_in(mf::Strategy& s, std::shared_ptr<mf::Model> (*build)(), const std::string& clip) {
+  auto scope = s.scope();
+  auto m = mf::replicate_model(build);
+  compile_with(*m, clip);
+  return m;
 }
 
 int64_t slot_elements(const mf::Optimizer& opt) {
@@ -135,12 +145,7 @@ void expect_equivalent(const Case& c) {
 
   std::vector<int64_t> slots(c.ranks);
   auto errors = on_ranks(c.ranks, {.zero_stage = c.stage}, c.bucket_bytes, [&](int r, mf::ShardedStrategy& s) {
-    std::shared_ptr<mf::Model> m;
-    {
-      auto scope = s.scope();
-      m = mf::replicate_model(mlp);
-      compile_with(*m, c.clip);
-    }
+    auto m = compiled_in(s, mlp, c.clip);
     set_known_weights(*m, x, 0.03 * r);
     mf::History h = m->fit({x}, {y}, fo);
     EXPECT_TRUE(histories_near(h, hr, 1e-10)) << "rank " << r;
@@ -165,6 +170,35 @@ TEST(ShardedStrategy, ZeroStage2OnTwoRanksEqualsOneDevice) { expect_equivalent({
 TEST(ShardedStrategy, ZeroStage1OnThreeRanksUnevenSharesEqualsOneDevice) { expect_equivalent({3, 1, "", 200}); }
 TEST(ShardedStrategy, ZeroStage2OnThreeRanksUnevenSharesEqualsOneDevice) { expect_equivalent({3, 2, "", 200}); }
 TEST(ShardedStrategy, ZeroStage2OneBucketEqualsOneDevice) { expect_equivalent({3, 2, "", 25u << 20}); }
+TEST(ShardedStrategy, ZeroStage3OnTwoRanksEqualsOneDevice) { expect_equivalent({2, 3, "", 256}); }
+TEST(ShardedStrategy, ZeroStage3OnThreeRanksUnevenSharesEqualsOneDevice) { expect_equivalent({3, 3, "", 200}); }
+TEST(ShardedStrategy, ZeroStage3GlobalClipnormEqualsOneDevice) { expect_equivalent({3, 3, "global_clipnorm", 200}); }
+
+// Between ZeRO-3 steps (train_on_batch) every weight's memory is given back; reading a weight
+// gathers its bucket from the ranks' shards (every rank reads the same), and equals one device's.
+// A write into a sharded weight is refused instead of being lost at the next release.
+TEST(ShardedStrategy, ZeroStage3ReleasesWeightsBetweenSteps) {
+  auto [x, y] = data(27, {6}, 35);  // 3 steps of 9 rows, 3 per rank (train_on_batch takes equal shares)
+  auto reference = named_mlp();
+  set_known_weights(*reference, x, 0.0);
+  compile_with(*reference, "");
+  for (int k = 0; k < 3; ++k) reference->train_on_batch({x.slice(0, 9 * k, 9 * k + 9)}, {y.slice(0, 9 * k, 9 * k + 9)});
+  auto errors = on_ranks(3, {.zero_stage = 3, .live_buckets = 2}, 200, [&](int r, mf::ShardedStrategy& s) {
+    auto m = compiled_in(s, named_mlp, "");
+    set_known_weights(*m, x, 0.0);
+    for (int k = 0; k < 3; ++k) {
+      auto rows = [&](const Tensor& t) { return t.slice(0, 9 * k + 3 * r, 9 * k + 3 * r + 3); };
+      m->train_on_batch({rows(x)}, {rows(y)});
+    }
+    for (const auto& w : m->trainable_weights())
+      EXPECT_TRUE(w.impl()->storage->is_released()) << w.name() << " holds its memory between steps on rank " << r;
+    EXPECT_TRUE(weights_near(*m, *reference, 1e-10)) << "rank " << r;
+    auto w0 = m->trainable_weights()[0];
+    EXPECT_MF_ERROR(w0.assign(mf::zeros(w0.shape(), {.dtype = DType::F64})), "sharded between uses");
+  });
+  for (int r = 0; r < 3; ++r) ASSERT_EQ(errors[r], "") << "rank " << r;
+}
+
 TEST(ShardedStrategy, ZeroStage0IsPlainDataParallel) { expect_equivalent({2, 0, "", 256}); }
 TEST(ShardedStrategy, ClipnormSumsSquaredNormsOverRanks) { expect_equivalent({3, 2, "clipnorm", 200}); }
 TEST(ShardedStrategy, GlobalClipnormSumsSquaredNormsOverRanks) { expect_equivalent({3, 1, "global_clipnorm", 200}); }
@@ -197,12 +231,7 @@ TEST(ShardedStrategy, CheckpointsHoldWholeSlotsAndResume) {
   auto errors = on_ranks(3, {.zero_stage = 2}, 200, [&](int r, mf::ShardedStrategy& s) {
     const std::string path = (dir / ("rank" + std::to_string(r) + ".safetensors")).string();
     {
-      std::shared_ptr<mf::Model> m;
-      {
-        auto scope = s.scope();
-        m = mf::replicate_model(named_mlp);
-        compile_with(*m, "");
-      }
+      auto m = compiled_in(s, named_mlp, "");
       set_known_weights(*m, x, 0.0);
       m->fit({x}, {y}, fo);
       mf::save_checkpoint(*m, path);  // every rank: gathering the slots is a collective
@@ -216,12 +245,7 @@ TEST(ShardedStrategy, CheckpointsHoldWholeSlotsAndResume) {
       }
     }
     // Resume: a fresh model loads the whole slots and trains one more epoch under ZeRO.
-    std::shared_ptr<mf::Model> m;
-    {
-      auto scope = s.scope();
-      m = mf::replicate_model(named_mlp);
-      compile_with(*m, "");
-    }
+    auto m = compiled_in(s, named_mlp, "");
     m->predict_on_batch({x.slice(0, 0, 1)});
     mf::load_checkpoint(*m, path);
     m->fit({x}, {y}, {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
@@ -252,12 +276,7 @@ TEST(ShardedStrategy, ShardedSavesReshardOnLoad) {
   const std::string folder = (dir / "model").string();
 
   auto errors = on_ranks(3, {.zero_stage = 2}, 200, [&](int r, mf::ShardedStrategy& s) {
-    std::shared_ptr<mf::Model> m;
-    {
-      auto scope = s.scope();
-      m = mf::replicate_model(named_mlp);
-      compile_with(*m, "");
-    }
+    auto m = compiled_in(s, named_mlp, "");
     set_known_weights(*m, x, 0.0);
     m->fit({x}, {y}, fo);
     m->save(folder);
@@ -323,12 +342,7 @@ TEST(ShardedStrategy, EveryRankSavingOneFolderWritesOneSave) {
     threads.emplace_back([&, r] {
       try {
         mf::MultiWorkerMirroredStrategy s(group.communicator(r));
-        std::shared_ptr<mf::Model> m;
-        {
-          auto scope = s.scope();
-          m = mf::replicate_model(named_mlp);
-          compile_with(*m, "");
-        }
+        auto m = compiled_in(s, named_mlp, "");
         m->fit({x}, {y}, {.epochs = 1, .batch_size = 4, .verbose = 0});
         for (int k = 0; k < 5; ++k) m->save(folder);
       } catch (const std::exception& e) {

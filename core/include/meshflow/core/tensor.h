@@ -35,6 +35,16 @@ struct Storage {
   size_t bytes = 0;
   Device device;
   Allocator* allocator = nullptr;
+
+  // Weights sharded between uses (ZeRO-3, Note [ZeRO] in parallel/src/sharded.cpp): release()
+  // gives the bytes back but keeps the Storage, so tensors and autograd's saved copies still point
+  // at it; the next read or write through Tensor::raw_data() calls `refill`, which must restore()
+  // the bytes and fill them. Writes through in-place ops are refused while `refill` is set (the
+  // owner's shards hold the values; a write here would be lost at the next release).
+  void release();
+  void restore();
+  bool is_released() const { return data == nullptr && bytes > 0; }
+  std::function<void(Storage&)> refill;
 };
 
 using GradHook = std::function<void(const Tensor& grad)>;

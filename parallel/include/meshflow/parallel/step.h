@@ -50,6 +50,9 @@ struct ReplicaShare {
 struct ShardUpdate {
   std::vector<int64_t> offset, count;
   std::vector<Tensor> grads;  // 1-D, count[i] elements
+  // ZeRO-3: the 1-D tensors (this rank's shards) that hold and receive the updated values; empty:
+  // the update writes views of the weights themselves.
+  std::vector<Tensor> values;
   // Sums a vector over the ranks holding the other slices (squared norms for clipping and the
   // finite-gradient check: every rank must reach the same verdict).
   std::function<void(std::vector<double>&)> sum_over_ranks;
