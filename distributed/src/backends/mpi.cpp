@@ -313,12 +313,16 @@ class MpiCommunicator final : public Communicator {
   }
   // A communicator split from another (split()): adopts `sub`; the parent's heartbeat, which
   // watches every rank of the job, names failed peers for it too.
-  MpiCommunicator(MPI_Comm sub, CommOptions options, std::shared_ptr<internal::Heartbeat> heartbeat)
+  MpiCommunicator(MPI_Comm sub, CommOptions options, std::shared_ptr<internal::Heartbeat> heartbeat, int color,
+                  int job_rank)
       : Communicator(options), comm_(sub), heartbeat_(std::move(heartbeat)) {
     auto lock = MpiRuntime::get().guard();
     MF_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     MF_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     MF_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    // Its messages number ranks within the split; say so, with this rank's number in the job.
+    label_ = " [split " + std::to_string(color) + ": rank " + std::to_string(rank_) + " here is job rank " +
+             std::to_string(job_rank) + "]";
     if (!MpiRuntime::get().serialized()) status_ = std::make_shared<internal::MpiStatusChannel>(comm_);
   }
   ~MpiCommunicator() override {
@@ -468,7 +472,12 @@ class MpiCommunicator final : public Communicator {
                       MF_MPI_CHECK(MPI_Comm_split(comm, color, key, sub.get()));
                     });
     finish(w);
-    return std::make_shared<MpiCommunicator>(*sub, options(), heartbeat_);
+    int job_rank = 0;
+    {
+      auto lock = MpiRuntime::get().guard();
+      MF_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &job_rank));
+    }
+    return std::make_shared<MpiCommunicator>(*sub, options(), heartbeat_, color, job_rank);
   }
 
   WorkPtr barrier_async() override {
@@ -486,7 +495,7 @@ class MpiCommunicator final : public Communicator {
         verify_call(comm, size, call);
         inner();
       };
-    auto w = std::make_shared<internal::QueuedWork>(options().timeout, rank_, size_, name, tensor, std::move(job));
+    auto w = std::make_shared<internal::QueuedWork>(options().timeout, rank_, size_, name, tensor + label_, std::move(job));
     if (status_)
       w->explain_timeout = [status = status_, seq = status_->note_posted()] {
         return status->explain(seq, std::chrono::milliseconds(500));
@@ -496,7 +505,7 @@ class MpiCommunicator final : public Communicator {
     return w;
   }
   std::shared_ptr<MpiWork> work(const std::string& name, const std::string& tensor) const {
-    auto w = std::make_shared<MpiWork>(options().timeout, rank_, size_, name, tensor);
+    auto w = std::make_shared<MpiWork>(options().timeout, rank_, size_, name, tensor + label_);
     if (heartbeat_) w->peer_failure = [hb = heartbeat_] { return hb->failure(); };
     return w;
   }
@@ -506,6 +515,7 @@ class MpiCommunicator final : public Communicator {
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
+  std::string label_;  // split communicators: which split, and this rank's number in the job
   std::shared_ptr<internal::MpiStatusChannel> status_;  // null under MPI_THREAD_SERIALIZED
   std::shared_ptr<internal::Heartbeat> heartbeat_;      // null: one rank, serialized MPI, or turned off
   internal::ProgressQueue queue_;  // last member: its thread stops before the rest is destroyed
