@@ -213,18 +213,27 @@ std::shared_ptr<mf::Model> named_mlp() {
       dense(16, "relu", "d0"), dense(16, "relu", "d1"), dense(3, "softmax", "d2")});
 }
 
+// The MLP trained alone for `fo`, its optimizer slots then (copied), and the model after `more`.
+std::pair<std::shared_ptr<mf::Model>, std::vector<std::pair<std::string, Tensor>>> reference_run(
+    const Tensor& x, const Tensor& y, const mf::FitOptions& fo, const mf::FitOptions& more) {
+  auto reference = named_mlp();
+  set_known_weights(*reference, x, 0.0);
+  compile_with(*reference, "");
+  reference->fit({x}, {y}, fo);
+  std::vector<std::pair<std::string, Tensor>> slots;
+  for (const auto& [key, t] : reference->optimizer()->state()) slots.emplace_back(key, t.clone());
+  reference->fit({x}, {y}, more);
+  return {reference, slots};
+}
+
 // A checkpoint written under ZeRO holds the whole optimizer slots (gathered over the ranks), equal
 // to a single device's; loading it into a fresh sharded run (slots sliced again) resumes exactly.
 TEST(ShardedStrategy, CheckpointsHoldWholeSlotsAndResume) {
   auto [x, y] = data(24, {6}, 31);
   mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
-  auto reference = named_mlp();
-  set_known_weights(*reference, x, 0.0);
-  compile_with(*reference, "");
-  reference->fit({x}, {y}, fo);
-  std::vector<std::pair<std::string, Tensor>> want;
-  for (const auto& [key, t] : reference->optimizer()->state()) want.emplace_back(key, t.clone());
-  reference->fit({x}, {y}, {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
+  auto run = reference_run(x, y, fo, {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
+  auto& reference = run.first;
+  const auto& want = run.second;
   const auto dir = std::filesystem::temp_directory_path() / ("mf_sharded_ckpt_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
 
@@ -264,13 +273,9 @@ TEST(ShardedStrategy, ShardedSavesReshardOnLoad) {
   auto [x, y] = data(24, {6}, 33);
   mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
   mf::FitOptions more{.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false};
-  auto reference = named_mlp();
-  set_known_weights(*reference, x, 0.0);
-  compile_with(*reference, "");
-  reference->fit({x}, {y}, fo);
-  std::vector<std::pair<std::string, Tensor>> want;
-  for (const auto& [key, t] : reference->optimizer()->state()) want.emplace_back(key, t.clone());
-  reference->fit({x}, {y}, more);
+  auto run = reference_run(x, y, fo, more);
+  auto& reference = run.first;
+  const auto& want = run.second;
   const fs::path dir = fs::temp_directory_path() / ("mf_sharded_save_" + std::to_string(getpid()));
   fs::remove_all(dir);
   const std::string folder = (dir / "model").string();
