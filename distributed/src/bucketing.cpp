@@ -55,9 +55,9 @@ struct GradBucketer::State {
     if (kept) to_drop.push_back(except);
   }
 
-  Tensor slot_view(const Bucket& b, size_t slot) const {
+  Tensor slot_view(Bucket& b, size_t slot) {
     const Shape& shape = params[b.params[slot]].shape();
-    return make_view(const_cast<State*>(this)->flat(const_cast<Bucket&>(b)), shape, contiguous_strides(shape), b.offsets[slot]);
+    return make_view(flat(b), shape, contiguous_strides(shape), b.offsets[slot]);
   }
 
   void mark_zero(Bucket& b, size_t slot) {

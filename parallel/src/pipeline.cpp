@@ -171,7 +171,7 @@ void PipelineStrategy::sum_gradients_over_data(const std::vector<Tensor>& weight
     at = 0;
     for (const auto& w : weights) {
       if (w.dtype() != dt) continue;
-      Tensor(w).set_grad(flat.slice(0, at, at + w.numel()).reshape(w.shape()).clone());
+      Tensor(w).set_grad(flat.slice(0, at, at + w.numel()).reshape(w.shape()));  // views of `flat`, as GradBucketer's
       at += w.numel();
     }
   }

@@ -1,8 +1,7 @@
-// ShardedStrategy: the mesh bound to the process communicator, and the ZeRO update (stages 1, 2).
+// ShardedStrategy: the mesh bound to the process communicator, and ZeRO stages 1, 2 and 3.
 #include "meshflow/parallel/sharded.h"
 
 #include <algorithm>
-#include <cstring>
 #include <deque>
 
 #include "local_devices.h"
