@@ -15,6 +15,12 @@ Shape reduced_shape(const Shape& in, const std::vector<int64_t>& axes, bool keep
 // The standard infer function: attrs "axes" (int list) and "keepdims" (bool).
 std::vector<TensorMeta> infer_reduce(const std::vector<TensorMeta>& in, const Attrs& attrs);
 
+// The sharding rule of sum and mean: kept dimensions stay split; the axes splitting a reduced
+// dimension become a pending sum (mean's partitioned form rescales by local over global counts);
+// an input's pending sum passes through.
+ShardingDecision reduce_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& layouts,
+                                 const Attrs& attrs);
+
 struct ReduceLayout {
   // Either rows: data is [outer, inner] contiguous, reduce each row of `inner` elements,
   // or columns: data is [inner, outer] contiguous, reduce down each of `outer` columns.

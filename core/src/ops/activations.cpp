@@ -73,6 +73,7 @@ MF_STATIC_INIT {
     d.infer = e.float_only ? internal::infer_unary_float : internal::infer_unary_numeric;
     d.backward = e.backward;
     d.save_outputs = e.save_outputs;
+    d.sharding = internal::unary_nonlinear_sharding;
   }
   define_op("relu_grad").infer = infer_relu_grad;
 }

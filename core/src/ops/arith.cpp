@@ -6,6 +6,7 @@
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "meshflow/core/sharding.h"
 
 namespace meshflow {
 
@@ -48,12 +49,38 @@ MF_STATIC_INIT {
   OpDef& n = define_op("neg");
   n.infer = infer_neg;
   n.backward = neg_backward;
-  const std::pair<const char*, BackwardFn> ops[] = {
-      {"add", add_backward}, {"sub", sub_backward}, {"mul", mul_backward}, {"div", div_backward}};
-  for (auto [name, bw] : ops) {
-    OpDef& d = define_op(name);
+  n.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+    return sharding::elementwise(in, l, sharding::PartialRule::Pass);
+  };
+  // Sums pass through add and sub when both operands are pending sums over the same axes, through
+  // mul when one factor is, and through div in the numerator.
+  const struct {
+    const char* name;
+    BackwardFn backward;
+    ShardingRuleFn sharding;
+  } ops[] = {
+      {"add", add_backward,
+       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+         return sharding::elementwise(in, l, sharding::PartialRule::SameAll);
+       }},
+      {"sub", sub_backward,
+       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+         return sharding::elementwise(in, l, sharding::PartialRule::SameAll);
+       }},
+      {"mul", mul_backward,
+       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+         return sharding::elementwise(in, l, sharding::PartialRule::OneFactor);
+       }},
+      {"div", div_backward,
+       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+         return sharding::elementwise(in, l, sharding::PartialRule::First);
+       }},
+  };
+  for (const auto& e : ops) {
+    OpDef& d = define_op(e.name);
     d.infer = infer_binary;
-    d.backward = bw;
+    d.backward = e.backward;
+    d.sharding = e.sharding;
   }
 }
 

@@ -5,6 +5,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/elementwise.h"
 
 namespace meshflow {
@@ -30,6 +31,9 @@ std::vector<Tensor> bias_gelu_backward(const BackwardContext& c, const std::vect
 MF_STATIC_INIT {
   OpDef& d = define_op("bias_gelu");
   d.infer = infer_bias_gelu;
+  d.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+    return sharding::elementwise(in, l, sharding::PartialRule::None);
+  };
   d.backward = bias_gelu_backward;
 }
 

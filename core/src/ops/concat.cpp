@@ -5,6 +5,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/ops/shape.h"
 
@@ -45,9 +46,17 @@ std::vector<Tensor> concat_backward(const BackwardContext& ctx, const std::vecto
   return grads;
 }
 
+// concat: the joined axis whole; every input laid out as the first (whole sums).
+ShardingDecision concat_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const int64_t axis = normalize_axis(a.i("axis"), static_cast<int64_t>(in[0].shape.size()), "concat");
+  Layout need = sharding::replicate_dims(sharding::without_partial(l[0]), {axis});
+  return {std::vector<Layout>(in.size(), need), {need}};
+}
+
 MF_STATIC_INIT {
   OpDef& c = define_op("concat");
   c.infer = infer_concat;
+  c.sharding = concat_sharding;
   c.backward = concat_backward;
 }
 

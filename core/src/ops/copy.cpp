@@ -4,6 +4,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/ops/shape.h"
 
@@ -30,9 +31,15 @@ std::vector<Tensor> to_device_backward(const BackwardContext& ctx, const std::ve
 MF_STATIC_INIT {
   OpDef& c = define_op("cast");
   c.infer = infer_cast;
+  c.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+    return sharding::elementwise(in, l, sharding::PartialRule::Pass);
+  };
   c.backward = cast_backward;
   OpDef& k = define_op("contiguous");
   k.infer = infer_same;
+  k.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+    return sharding::elementwise(in, l, sharding::PartialRule::Pass);
+  };
   k.backward = identity_backward;
   OpDef& d = define_op("to_device");
   d.infer = infer_same;

@@ -2,10 +2,12 @@
 // and the switch that lets cuda f32 products use TF32.
 #include <algorithm>
 #include <atomic>
+#include <limits>
 
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/ops/linalg.h"
@@ -63,10 +65,77 @@ std::vector<Tensor> matmul_backward(const BackwardContext& c, const std::vector<
   return {da, db};
 }
 
+// Note [matmul sharding]
+// C[..., m, n] = sum_k A[..., m, k] B[..., k, n]. C's m dimension is split as A's, its n as B's,
+// its batch dimensions as the operands' (broadcast like elementwise ops); when A and B split k
+// over the same axes, each device holds a partial product and C is a pending sum over them (a
+// row-parallel matmul). Each role (batch, m, k, n) may also be made whole; the rule tries every
+// combination and keeps the valid one that moves the fewest bytes, preferring (on a tie) the one
+// that leaves C the most split. A pending sum in one operand passes to C (matmul is linear in each).
+ShardingDecision matmul_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& attrs) {
+  const bool ta = attrs.b("transpose_a"), tb = attrs.b("transpose_b");
+  const size_t ra = in[0].shape.size(), rb = in[1].shape.size();
+  const size_t am = ta ? ra - 1 : ra - 2, ak = ta ? ra - 2 : ra - 1;
+  const size_t bk = tb ? rb - 1 : rb - 2, bn = tb ? rb - 2 : rb - 1;
+  const size_t batch = std::max(ra, rb) - 2;
+  // Batch dimensions: the operands' splits, broadcast as elementwise ops do.
+  auto batch_split = [&](size_t which) {
+    std::vector<DimLayout> dims(batch);
+    const TensorMeta& m = in[which];
+    const size_t r = m.shape.size();
+    for (size_t j = 0; j + 2 < r; ++j)
+      if (m.shape[j] != 1) dims[j + batch - (r - 2)] = l[which].dims[j];
+    return dims;
+  };
+  std::vector<std::vector<DimLayout>> batch_options{batch_split(0), batch_split(1), std::vector<DimLayout>(batch)};
+  std::vector<DimLayout> m_options{l[0].dims[am], {}}, n_options{l[1].dims[bn], {}}, k_options{l[0].dims[ak], l[1].dims[bk], {}};
+  // A pending sum passes through when only one operand has one.
+  const bool pa = sharding::has_partial(l[0]), pb = sharding::has_partial(l[1]);
+  const bool keep_a = pa && !pb, keep_b = pb && !pa;
+
+  ShardingDecision best;
+  double best_cost = std::numeric_limits<double>::infinity();
+  size_t best_split = 0;
+  for (const auto& bo : batch_options)
+    for (const auto& mo : m_options)
+      for (const auto& ko : k_options)
+        for (const auto& no : n_options) {
+          Layout a = sharding::replicated(ra), b = sharding::replicated(rb);
+          for (size_t j = 0; j + 2 < ra; ++j)
+            if (in[0].shape[j] != 1) a.dims[j] = bo[j + batch - (ra - 2)];
+          for (size_t j = 0; j + 2 < rb; ++j)
+            if (in[1].shape[j] != 1) b.dims[j] = bo[j + batch - (rb - 2)];
+          a.dims[am] = mo;
+          a.dims[ak] = ko;
+          b.dims[bk] = ko;
+          b.dims[bn] = no;
+          if (keep_a) a.partial_axes = l[0].partial_axes;
+          if (keep_b) b.partial_axes = l[1].partial_axes;
+          Layout c{bo, ko.axes};
+          c.dims.push_back(mo);
+          c.dims.push_back(no);
+          if (keep_a) c.partial_axes.insert(c.partial_axes.end(), l[0].partial_axes.begin(), l[0].partial_axes.end());
+          if (keep_b) c.partial_axes.insert(c.partial_axes.end(), l[1].partial_axes.begin(), l[1].partial_axes.end());
+          if (!sharding::valid(a) || !sharding::valid(b) || !sharding::valid(c)) continue;
+          const double cost = sharding::conversion_bytes(in[0], l[0], a) + sharding::conversion_bytes(in[1], l[1], b);
+          size_t split = 0;
+          for (const auto& d : c.dims) split += d.axes.size();
+          if (cost < best_cost || (cost == best_cost && split > best_split)) {
+            best_cost = cost;
+            best_split = split;
+            best = ShardingDecision{{a, b}, {c}};
+          }
+        }
+  MF_CHECK(!best.outputs.empty(), "matmul: no valid sharding for operands laid out as ", sharding::str(l[0]), " and ",
+           sharding::str(l[1]));
+  return best;
+}
+
 MF_STATIC_INIT {
   OpDef& d = define_op("matmul");
   d.infer = infer_matmul;
   d.backward = matmul_backward;
+  d.sharding = matmul_sharding;
 }
 
 std::atomic<bool> g_allow_tf32{false};

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
@@ -112,9 +113,22 @@ std::vector<Tensor> batch_norm_infer_backward(const BackwardContext& c, const st
   return grads;
 }
 
+// layer_norm: the normalized dimensions whole (the statistics span them), the others may be split
+// (sequence-sharded activations); gamma and beta whole; the mean and rstd outputs as x.
+ShardingDecision layer_norm_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const int64_t rank = static_cast<int64_t>(in[0].shape.size()), nd = a.i("normalized_dims");
+  std::vector<int64_t> dims;
+  for (int64_t d = rank - nd; d < rank; ++d) dims.push_back(d);
+  Layout x = sharding::replicate_dims(sharding::without_partial(l[0]), dims);
+  ShardingDecision r{{x}, {x, x, x}};
+  for (size_t k = 1; k < in.size(); ++k) r.inputs.push_back(sharding::replicated(in[k].shape.size()));
+  return r;
+}
+
 MF_STATIC_INIT {
   OpDef& l = define_op("layer_norm");
   l.infer = infer_layer_norm;
+  l.sharding = layer_norm_sharding;
   l.backward = layer_norm_backward;
   l.save_outputs = true;
   define_op("layer_norm_backward").infer = infer_layer_norm_backward;

@@ -91,6 +91,7 @@ std::vector<Tensor> mean_backward(const BackwardContext& c, const std::vector<Te
 MF_STATIC_INIT {
   OpDef& d = define_op("mean");
   d.infer = internal::infer_reduce;
+  d.sharding = internal::reduce_sharding;
   d.backward = mean_backward;
 }
 

@@ -40,6 +40,25 @@ std::vector<TensorMeta> infer_reduce(const std::vector<TensorMeta>& in, const At
   return {{reduced_shape(in[0].shape, axes, a.b("keepdims")), in[0].dtype, in[0].device}};
 }
 
+ShardingDecision reduce_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const int64_t rank = static_cast<int64_t>(in[0].shape.size());
+  auto axes = reduce_axes(a.ints("axes"), rank, "sum/mean sharding");
+  const bool keepdims = a.b("keepdims");
+  Layout out;
+  out.partial_axes = l[0].partial_axes;
+  for (int64_t d = 0; d < rank; ++d) {
+    const bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
+    const auto& split = l[0].dims[static_cast<size_t>(d)].axes;
+    if (reduced) {
+      out.partial_axes.insert(out.partial_axes.end(), split.begin(), split.end());
+      if (keepdims) out.dims.push_back({});
+    } else {
+      out.dims.push_back(l[0].dims[static_cast<size_t>(d)]);
+    }
+  }
+  return {{l[0]}, {out}};
+}
+
 ReduceLayout reduce_layout(const Tensor& x, const std::vector<int64_t>& axes) {
   const int64_t rank = x.dim();
   std::vector<bool> red(static_cast<size_t>(rank), false);
@@ -94,6 +113,7 @@ std::vector<Tensor> sum_backward(const BackwardContext& c, const std::vector<Ten
 MF_STATIC_INIT {
   OpDef& d = define_op("sum");
   d.infer = internal::infer_reduce;
+  d.sharding = internal::reduce_sharding;
   d.backward = sum_backward;
 }
 }  // namespace

@@ -1,6 +1,7 @@
 // softmax and log_softmax along one axis: definitions and backward (save_outputs: both read y).
 #include "internal/reduce.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
@@ -35,13 +36,22 @@ std::vector<Tensor> log_softmax_backward(const BackwardContext& c, const std::ve
   return {g[0] - softmax(x, axis) * sum(g[0], {axis}, true)};
 }
 
+// softmax and log_softmax normalize along `axis`: it must be whole, and the input a whole sum.
+ShardingDecision softmax_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const int64_t axis = normalize_axis(a.i("axis"), static_cast<int64_t>(in[0].shape.size()), "softmax");
+  Layout need = sharding::replicate_dims(sharding::without_partial(l[0]), {axis});
+  return {{need}, {need}};
+}
+
 MF_STATIC_INIT {
   OpDef& s = define_op("softmax");
   s.infer = infer_softmax;
+  s.sharding = softmax_sharding;
   s.backward = softmax_backward;
   s.save_outputs = true;
   OpDef& l = define_op("log_softmax");
   l.infer = infer_softmax;
+  l.sharding = softmax_sharding;
   l.backward = log_softmax_backward;
 }
 

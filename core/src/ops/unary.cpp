@@ -4,6 +4,7 @@
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "meshflow/core/sharding.h"
 #include "ops/unary_common.h"
 
 namespace meshflow {
@@ -51,6 +52,7 @@ MF_STATIC_INIT {
     d.infer = e.float_only ? internal::infer_unary_float : internal::infer_unary_numeric;
     d.backward = e.backward;
     d.save_outputs = e.save_outputs;
+    d.sharding = internal::unary_nonlinear_sharding;
   }
 }
 
@@ -69,6 +71,11 @@ std::vector<TensorMeta> infer_unary_float(const std::vector<TensorMeta>& in, con
   MF_CHECK(is_floating(in[0].dtype), op, ": needs a floating tensor, got ", dtype_name(in[0].dtype),
            "; cast to f32 first");
   return {in[0]};
+}
+
+ShardingDecision unary_nonlinear_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& layouts,
+                                          const Attrs&) {
+  return sharding::elementwise(in, layouts, sharding::PartialRule::None);
 }
 
 Tensor call_unary(const OpDef& op, const Tensor& x, bool float_only, const Attrs& attrs) {

@@ -9,6 +9,10 @@ namespace meshflow::internal {
 std::vector<TensorMeta> infer_unary_numeric(const std::vector<TensorMeta>& in, const Attrs& attrs);
 // Output like the input; the input must be floating (exp, log, activations).
 std::vector<TensorMeta> infer_unary_float(const std::vector<TensorMeta>& in, const Attrs& attrs);
+// The sharding rule of a non-linear elementwise op of one input: the output as the input, whose
+// pending sums (if any) must be summed first.
+ShardingDecision unary_nonlinear_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& layouts,
+                                          const Attrs& attrs);
 // Calls a unary op; integer inputs of a float-only op are cast to f32 first.
 Tensor call_unary(const OpDef& op, const Tensor& x, bool float_only, const Attrs& attrs = {});
 

@@ -6,6 +6,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/shape.h"
 
 namespace meshflow {
@@ -186,21 +187,92 @@ std::vector<Tensor> expand_backward(const BackwardContext& ctx, const std::vecto
   return {autograd::sum_to(g[0], ctx.inputs[0].shape())};
 }
 
+// Note [reshape sharding]
+// Dimensions are matched in groups of equal products (left to right). A one-to-one group keeps
+// its split; a dimension split into several ([B, T, H*D] -> [B, T, H, D]) hands its split to the
+// first new dimension of size > 1; several merged into one keep the split of the first when only
+// it is split. The partitioned reshape then works on local chunks, which correspond only when the
+// split sizes divide evenly: the partitioner checks each local shape and names the reshape when they
+// do not. Any other split in a group is gathered first.
+ShardingDecision reshape_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const Shape& s = in[0].shape;
+  const Shape t = resolve_reshape(s, a.ints("shape"));
+  Layout need = l[0], out = sharding::replicated(t.size());
+  out.partial_axes = l[0].partial_axes;
+  size_t i = 0, j = 0;
+  while (i < s.size() || j < t.size()) {
+    const size_t i0 = i, j0 = j;
+    int64_t pi = i < s.size() ? s[i++] : 1, pj = j < t.size() ? t[j++] : 1;
+    while (pi != pj) {
+      if (pi < pj && i < s.size()) pi *= s[i++];
+      else if (j < t.size()) pj *= t[j++];
+      else break;
+    }
+    // Trailing dimensions of size 1 join the group.
+    while (i < s.size() && s[i] == 1 && (j >= t.size() || t[j] != 1)) ++i;
+    while (j < t.size() && t[j] == 1 && (i >= s.size() || s[i] != 1)) ++j;
+    std::vector<size_t> split;
+    for (size_t k = i0; k < i; ++k)
+      if (!l[0].dims[k].axes.empty()) split.push_back(k);
+    if (split.empty()) continue;
+    size_t first_in = i0, first_out = j0;
+    while (first_in < i && s[first_in] == 1) ++first_in;
+    while (first_out < j && t[first_out] == 1) ++first_out;
+    if (split.size() == 1 && split[0] == first_in && first_out < j) {
+      out.dims[first_out] = l[0].dims[first_in];
+    } else {
+      for (size_t k = i0; k < i; ++k) need.dims[k].axes.clear();
+    }
+  }
+  return {{need}, {out}};
+}
+
+ShardingDecision permute_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const auto& axes = a.ints("axes");
+  Layout out;
+  out.partial_axes = l[0].partial_axes;
+  for (int64_t ax : axes) out.dims.push_back(l[0].dims[static_cast<size_t>(normalize_axis(ax, in[0].shape.size(), "permute"))]);
+  return {{l[0]}, {out}};
+}
+
+// slice: the sliced dimension whole; expand: new and broadcast dimensions whole.
+ShardingDecision slice_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  Layout need = sharding::replicate_dims(l[0], {normalize_axis(a.i("axis"), static_cast<int64_t>(in[0].shape.size()), "slice")});
+  return {{need}, {need}};
+}
+
+ShardingDecision expand_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const Shape& s = in[0].shape;
+  const Shape& t = a.ints("shape");
+  Layout need = l[0], out = sharding::replicated(t.size());
+  out.partial_axes = l[0].partial_axes;
+  for (size_t k = 0; k < s.size(); ++k) {
+    const size_t d = k + t.size() - s.size();
+    if (s[k] == 1 && t[d] != 1) need.dims[k].axes.clear();
+    else out.dims[d] = l[0].dims[k];
+  }
+  return {{need}, {out}};
+}
+
 MF_STATIC_INIT {
   OpDef& r = define_op("reshape");
+  r.sharding = reshape_sharding;
   r.infer = infer_reshape;
   r.view = view_reshape;
   r.backward = reshape_backward;
   OpDef& p = define_op("permute");
   p.infer = infer_permute;
+  p.sharding = permute_sharding;
   p.view = view_permute;
   p.backward = permute_backward;
   OpDef& s = define_op("slice");
   s.infer = infer_slice;
+  s.sharding = slice_sharding;
   s.view = view_slice;
   s.backward = slice_backward;
   OpDef& e = define_op("expand");
   e.infer = infer_expand;
+  e.sharding = expand_sharding;
   e.view = view_expand;
   e.backward = expand_backward;
 }

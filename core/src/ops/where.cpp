@@ -3,6 +3,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/elementwise.h"
 
 namespace meshflow {
@@ -30,6 +31,9 @@ std::vector<Tensor> where_backward(const BackwardContext& c, const std::vector<T
 MF_STATIC_INIT {
   OpDef& w = define_op("where");
   w.infer = infer_where;
+  w.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+    return sharding::elementwise(in, l, sharding::PartialRule::None);
+  };
   w.backward = where_backward;
 }
 

@@ -1,0 +1,562 @@
+// SpmdProgram: layout propagation over a traced forward, the collectives it implies, and the
+// partitioned run (Note [Partitioned programs] in partitioner.h).
+#include "meshflow/parallel/partitioner.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "meshflow/core/autograd.h"
+#include "meshflow/core/error.h"
+#include "meshflow/core/ops/elementwise.h"
+#include "spmd_ops.h"
+
+namespace meshflow {
+
+Layout layout(std::initializer_list<Split> dims) {
+  Layout l;
+  for (const Split& s : dims) l.dims.push_back(DimLayout{s.axes});
+  return l;
+}
+
+void check_layout(const Layout& l, const TensorMeta& meta, const Mesh& mesh, const std::string& what) {
+  const std::string tail = " (tensor " + what + " " + dtype_name(meta.dtype) + shape_str(meta.shape) + ", layout " +
+                           sharding::str(l) + ", " + mesh.str() + ")";
+  MF_CHECK(l.dims.size() == meta.shape.size(), "layout has ", l.dims.size(), " dimensions but the tensor has ",
+           meta.shape.size(), tail);
+  std::set<std::string> seen;
+  for (const std::string& a : sharding::axes_named(l)) {
+    MF_CHECK(mesh.has_axis(a), "mesh axis '", a, "' is not in the mesh", tail);
+    MF_CHECK(seen.insert(a).second, "mesh axis '", a, "' is used twice", tail);
+  }
+}
+
+std::pair<int64_t, int64_t> local_range(int64_t size, const std::vector<std::string>& axes, const Mesh& mesh,
+                                        int rank) {
+  const std::vector<int> coords = mesh.coords(rank);
+  int64_t first = 0, count = size;
+  for (const std::string& a : axes) {
+    auto [f, c] = spmd::piece(count, mesh.axis_size(a), coords[static_cast<size_t>(mesh.axis_index(a))]);
+    first += f;
+    count = c;
+  }
+  return {first, count};
+}
+
+Shape local_shape(const Shape& global, const Layout& l, const Mesh& mesh, int rank) {
+  Shape s = global;
+  for (size_t d = 0; d < s.size() && d < l.dims.size(); ++d) s[d] = local_range(s[d], l.dims[d].axes, mesh, rank).second;
+  return s;
+}
+
+const char* collective_name(Collective::Kind kind) {
+  switch (kind) {
+    case Collective::Kind::AllReduce: return "all_reduce";
+    case Collective::Kind::AllGather: return "all_gather";
+    case Collective::Kind::ReduceScatter: return "reduce_scatter";
+  }
+  return "?";
+}
+
+std::string Collective::str() const {
+  return detail::str_cat(collective_name(kind), " over ", axis, " of ", dtype_name(dtype), shape_str(shape), " (",
+                         bytes, " B, ", backward ? "backward" : "forward", ") at ", where);
+}
+
+namespace {
+
+int64_t bytes_of(const Shape& s, DType t) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n * static_cast<int64_t>(dtype_size(t));
+}
+
+// One step of a conversion between layouts, on one mesh axis.
+struct Step {
+  enum class Kind { AllReduce, ReduceScatter, AllGather, Split } kind;
+  std::string axis;
+  int64_t dim = -1;
+};
+
+// The steps that bring a value from `from` to `to` (Note [Partitioned programs]): pending sums
+// first (reduce-scattered straight into a split when the target splits one more axis there),
+// then the splits that differ are gathered, minor axis first, then the new splits are sliced.
+std::vector<Step> conversion(const Layout& from, const Layout& to, const std::string& what) {
+  std::vector<Step> steps;
+  Layout cur = from;
+  for (const std::string& axis : from.partial_axes) {
+    if (std::find(to.partial_axes.begin(), to.partial_axes.end(), axis) != to.partial_axes.end()) continue;
+    bool scattered = false;
+    for (size_t d = 0; d < to.dims.size() && !scattered; ++d) {
+      auto want = cur.dims[d].axes;
+      want.push_back(axis);
+      if (to.dims[d].axes == want) {
+        steps.push_back({Step::Kind::ReduceScatter, axis, static_cast<int64_t>(d)});
+        cur.dims[d].axes = want;
+        scattered = true;
+      }
+    }
+    if (!scattered) steps.push_back({Step::Kind::AllReduce, axis});
+  }
+  cur.partial_axes = to.partial_axes;
+  for (const std::string& axis : to.partial_axes)
+    MF_CHECK(std::find(from.partial_axes.begin(), from.partial_axes.end(), axis) != from.partial_axes.end(),
+             "partitioner: ", what, " would have to become a pending sum over '", axis, "' (", sharding::str(from),
+             " -> ", sharding::str(to), "); no rule asks for that");
+  std::vector<size_t> common(cur.dims.size(), 0);
+  for (size_t d = 0; d < cur.dims.size(); ++d) {
+    const auto &a = cur.dims[d].axes, &b = to.dims[d].axes;
+    size_t k = 0;
+    while (k < a.size() && k < b.size() && a[k] == b[k]) ++k;
+    common[d] = k;
+    for (size_t j = a.size(); j > k; --j) steps.push_back({Step::Kind::AllGather, a[j - 1], static_cast<int64_t>(d)});
+  }
+  for (size_t d = 0; d < cur.dims.size(); ++d) {
+    const auto& b = to.dims[d].axes;
+    for (size_t j = common[d]; j < b.size(); ++j) steps.push_back({Step::Kind::Split, b[j], static_cast<int64_t>(d)});
+  }
+  return steps;
+}
+
+// The layout after one step.
+Layout after(Layout l, const Step& s) {
+  auto drop_partial = [&] {
+    l.partial_axes.erase(std::remove(l.partial_axes.begin(), l.partial_axes.end(), s.axis), l.partial_axes.end());
+  };
+  switch (s.kind) {
+    case Step::Kind::AllReduce: drop_partial(); break;
+    case Step::Kind::ReduceScatter:
+      drop_partial();
+      l.dims[static_cast<size_t>(s.dim)].axes.push_back(s.axis);
+      break;
+    case Step::Kind::AllGather: l.dims[static_cast<size_t>(s.dim)].axes.pop_back(); break;
+    case Step::Kind::Split: l.dims[static_cast<size_t>(s.dim)].axes.push_back(s.axis); break;
+  }
+  return l;
+}
+
+struct InputPlan {
+  Layout need;
+  std::vector<Step> steps;
+  std::vector<std::string> syncs;  // axes whose gradient is all-reduced (Megatron's f)
+};
+
+struct NodePlan {
+  std::vector<InputPlan> inputs;
+  bool rescale_mean = false;  // mean over a split dimension: local count over global count
+};
+
+std::string describe(const Graph& g, int node) {
+  const Graph::Node& n = g.nodes()[static_cast<size_t>(node)];
+  return (n.scope.empty() ? std::string() : n.scope + ": ") + Graph::node_label(n);
+}
+
+}  // namespace
+
+struct SpmdProgram::Impl {
+  SpmdOptions options;
+  std::vector<bool> requires_grad;       // per value
+  std::vector<NodePlan> nodes;
+  std::vector<InputPlan> outputs;        // converting the graph's outputs
+  std::vector<InputPlan> inputs;         // whole inputs to their layouts (slices only)
+  std::map<const TensorImpl*, int> constant_of;  // weight -> value id
+  // Bound state.
+  std::shared_ptr<distributed::Communicator> comm;
+  std::map<std::string, int64_t> axis_comm;  // axis -> spmd handle
+  std::map<int, Tensor> local_constants;     // value id -> this rank's part (split weights)
+  int rank = -1;
+
+  ~Impl() {
+    for (auto& [axis, h] : axis_comm) spmd::unregister_comm(h);
+  }
+};
+
+SpmdProgram::SpmdProgram(const Fn& fn, std::vector<TensorMeta> input_specs, Mesh mesh,
+                         const std::vector<std::pair<Tensor, Layout>>& annotations, SpmdOptions options)
+    : mesh_(std::move(mesh)), impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = options;
+  // Trace with every layer call expanded into its ops.
+  std::vector<Tensor> ins;
+  for (size_t i = 0; i < input_specs.size(); ++i)
+    ins.push_back(symbolic(input_specs[i].shape, input_specs[i].dtype, "x" + std::to_string(i)));
+  std::vector<Tensor> outs = fn(ins);
+  graph_ = Graph::from(ins, outs, /*expand_composites=*/true);
+  const auto& values = graph_.values();
+  layouts_.resize(values.size());
+  m.requires_grad.assign(values.size(), false);
+
+  MF_CHECK(options.inputs.empty() || options.inputs.size() == ins.size(), "SpmdProgram: ", options.inputs.size(),
+           " input layouts for ", ins.size(), " inputs");
+  MF_CHECK(options.outputs.empty() || options.outputs.size() == outs.size(), "SpmdProgram: ", options.outputs.size(),
+           " output layouts for ", outs.size(), " outputs");
+  for (size_t i = 0; i < values.size(); ++i) {
+    const auto& v = values[i];
+    layouts_[i] = sharding::replicated(v.meta.shape.size());
+    if (v.kind == Graph::Value::Kind::Constant) {
+      m.constant_of[v.constant.impl()] = static_cast<int>(i);
+      m.requires_grad[i] = v.constant.requires_grad();
+    }
+  }
+  for (size_t k = 0; k < graph_.inputs().size(); ++k) {
+    const int v = graph_.inputs()[k];
+    InputPlan p;
+    p.need = options.inputs.empty() ? sharding::replicated(values[v].meta.shape.size()) : options.inputs[k];
+    check_layout(p.need, values[v].meta, mesh_, "input " + std::to_string(k));
+    MF_CHECK(!sharding::has_partial(p.need), "SpmdProgram: input ", k, " cannot be a pending sum (layout ",
+             sharding::str(p.need), ")");
+    p.steps = conversion(sharding::replicated(p.need.dims.size()), p.need, "input " + std::to_string(k));
+    layouts_[v] = p.need;
+    m.requires_grad[v] = options.inputs_require_grad;
+    m.inputs.push_back(std::move(p));
+  }
+  for (const auto& [t, l] : annotations) {
+    MF_CHECK(t.defined(), "SpmdProgram: an annotated tensor is undefined");
+    const std::string what = "'" + (t.name().empty() ? std::string("unnamed") : t.name()) + "'";
+    TensorMeta meta{t.shape(), t.dtype(), t.device()};
+    check_layout(l, meta, mesh_, what);
+    MF_CHECK(!sharding::has_partial(l), "SpmdProgram: weight ", what, " cannot be annotated as a pending sum (",
+             sharding::str(l), ")");
+    auto it = m.constant_of.find(t.impl());
+    MF_CHECK(it != m.constant_of.end(), "SpmdProgram: annotated tensor ", what, " (layout ", sharding::str(l),
+             ") is not used by the traced function");
+    layouts_[static_cast<size_t>(it->second)] = l;
+  }
+
+  // Propagate, node by node (the graph is in execution order).
+  const auto& nodes = graph_.nodes();
+  m.nodes.resize(nodes.size());
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const Graph::Node& node = nodes[n];
+    MF_CHECK(node.op != nullptr, "SpmdProgram: layer call '", node.scope, "' (", node.composite_kind,
+             ") was not expanded into ops, so it cannot be partitioned");
+    ShardingRuleFn rule = sharding_rule(*node.op);
+    std::vector<TensorMeta> metas;
+    std::vector<Layout> current;
+    bool grad = false;
+    for (int v : node.inputs) {
+      metas.push_back(values[static_cast<size_t>(v)].meta);
+      current.push_back(layouts_[static_cast<size_t>(v)]);
+      grad = grad || m.requires_grad[static_cast<size_t>(v)];
+    }
+    ShardingDecision d = rule(metas, current, node.attrs);
+    const std::string where = describe(graph_, static_cast<int>(n));
+    MF_CHECK(d.inputs.size() == node.inputs.size() && d.outputs.size() == node.outputs.size(), "sharding rule of ",
+             node.op->name, " returned ", d.inputs.size(), " input and ", d.outputs.size(), " output layouts for ",
+             node.inputs.size(), " and ", node.outputs.size());
+    for (size_t o = 0; o < node.outputs.size(); ++o) {
+      const int v = node.outputs[o];
+      check_layout(d.outputs[o], values[static_cast<size_t>(v)].meta, mesh_, "output of " + where);
+      layouts_[static_cast<size_t>(v)] = d.outputs[o];
+      m.requires_grad[static_cast<size_t>(v)] = grad && node.op->backward != nullptr;
+    }
+    NodePlan& plan = m.nodes[n];
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const int v = node.inputs[i];
+      check_layout(d.inputs[i], metas[i], mesh_, "input " + std::to_string(i) + " of " + where);
+      InputPlan p;
+      p.need = d.inputs[i];
+      p.steps = conversion(current[i], p.need, "input " + std::to_string(i) + " of " + where);
+      if (m.requires_grad[static_cast<size_t>(v)] && node.op->backward != nullptr)
+        for (const MeshAxis& axis : mesh_.axes()) {
+          if (axis.size == 1 || sharding::mentions(p.need, axis.name)) continue;
+          bool out_uses = false;
+          for (const Layout& o : d.outputs) out_uses = out_uses || sharding::mentions(o, axis.name);
+          if (out_uses) p.syncs.push_back(axis.name);
+        }
+      plan.inputs.push_back(std::move(p));
+    }
+    if (node.op->name == "mean")
+      for (const auto& dim : plan.inputs[0].need.dims) plan.rescale_mean = plan.rescale_mean || !dim.axes.empty();
+  }
+  for (size_t k = 0; k < graph_.outputs().size(); ++k) {
+    const int v = graph_.outputs()[k];
+    InputPlan p;
+    p.need = options.outputs.empty() ? sharding::replicated(values[v].meta.shape.size()) : options.outputs[k];
+    check_layout(p.need, values[v].meta, mesh_, "output " + std::to_string(k));
+    p.steps = conversion(layouts_[static_cast<size_t>(v)], p.need, "output " + std::to_string(k));
+    m.outputs.push_back(std::move(p));
+  }
+}
+
+SpmdProgram::~SpmdProgram() = default;
+
+Layout SpmdProgram::layout_of(const Tensor& weight) const {
+  auto it = impl_->constant_of.find(weight.impl());
+  MF_CHECK(it != impl_->constant_of.end(), "SpmdProgram: tensor '", weight.name(), "' is not used by the traced function");
+  return layouts_[static_cast<size_t>(it->second)];
+}
+
+namespace {
+
+// The collectives of converting one value (and, when it needs a gradient, their transposes).
+void add_conversion(std::vector<Collective>& fwd, std::vector<Collective>& bwd, const TensorMeta& meta, Layout l,
+                    const InputPlan& p, bool grad, const Mesh& mesh, int rank, const std::string& where) {
+  for (const Step& s : p.steps) {
+    const Shape before = local_shape(meta.shape, l, mesh, rank);
+    l = after(l, s);
+    const Shape now = local_shape(meta.shape, l, mesh, rank);
+    auto add = [&](std::vector<Collective>& to, Collective::Kind kind, bool backward, const Shape& shape,
+                   const Shape& counted) {
+      to.push_back({kind, s.axis, backward, where, shape, meta.dtype, bytes_of(counted, meta.dtype)});
+    };
+    switch (s.kind) {
+      case Step::Kind::AllReduce: add(fwd, Collective::Kind::AllReduce, false, now, now); break;
+      case Step::Kind::ReduceScatter:
+        add(fwd, Collective::Kind::ReduceScatter, false, before, before);
+        if (grad) add(bwd, Collective::Kind::AllGather, true, before, before);
+        break;
+      case Step::Kind::AllGather: add(fwd, Collective::Kind::AllGather, false, now, now); break;
+      case Step::Kind::Split:
+        if (grad) add(bwd, Collective::Kind::AllGather, true, before, before);
+        break;
+    }
+  }
+  for (const std::string& axis : p.syncs) {
+    const Shape s = local_shape(meta.shape, l, mesh, rank);
+    bwd.push_back({Collective::Kind::AllReduce, axis, true, where, s, meta.dtype, bytes_of(s, meta.dtype)});
+  }
+}
+
+}  // namespace
+
+std::vector<Collective> SpmdProgram::collectives(int rank) const {
+  MF_CHECK(rank >= 0 && rank < mesh_.size(), "SpmdProgram::collectives: rank ", rank, " is not a device of ", mesh_.str());
+  const Impl& m = *impl_;
+  const auto& values = graph_.values();
+  std::vector<Collective> fwd;
+  std::vector<std::vector<Collective>> bwd_per_node;
+  for (size_t n = 0; n < graph_.nodes().size(); ++n) {
+    const Graph::Node& node = graph_.nodes()[n];
+    std::vector<Collective> bwd;
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const size_t v = static_cast<size_t>(node.inputs[i]);
+      add_conversion(fwd, bwd, values[v].meta, layouts_[v], m.nodes[n].inputs[i], m.requires_grad[v], mesh_, rank,
+                     describe(graph_, static_cast<int>(n)) + ", input " + std::to_string(i));
+    }
+    bwd_per_node.push_back(std::move(bwd));
+  }
+  std::vector<Collective> bwd_out;
+  for (size_t k = 0; k < graph_.outputs().size(); ++k) {
+    const size_t v = static_cast<size_t>(graph_.outputs()[k]);
+    add_conversion(fwd, bwd_out, values[v].meta, layouts_[v], m.outputs[k], m.requires_grad[v], mesh_, rank,
+                   "output " + std::to_string(k));
+  }
+  std::vector<Collective> all = fwd;
+  all.insert(all.end(), bwd_out.begin(), bwd_out.end());
+  for (size_t n = bwd_per_node.size(); n > 0; --n) all.insert(all.end(), bwd_per_node[n - 1].begin(), bwd_per_node[n - 1].end());
+  return all;
+}
+
+int64_t SpmdProgram::bytes_per_step(int rank) const {
+  int64_t total = 0;
+  for (const Collective& c : collectives(rank)) total += c.bytes;
+  return total;
+}
+
+std::string SpmdProgram::explain(int rank) const {
+  const auto& values = graph_.values();
+  const Impl& m = *impl_;
+  std::ostringstream os;
+  os << "SpmdProgram over " << mesh_.str() << ", as device " << rank << " runs it\n";
+  auto value_str = [&](int v) {
+    const auto& val = values[static_cast<size_t>(v)];
+    std::string name = val.name.empty() ? "%" + std::to_string(v) : val.name;
+    return name + " " + sharding::str(layouts_[static_cast<size_t>(v)]);
+  };
+  os << "weights:\n";
+  for (size_t i = 0; i < values.size(); ++i) {
+    const auto& v = values[i];
+    if (v.kind != Graph::Value::Kind::Constant || v.meta.shape.empty()) continue;
+    os << "  " << (v.name.empty() ? "%" + std::to_string(i) : v.name) << " " << dtype_name(v.meta.dtype)
+       << shape_str(v.meta.shape) << " " << sharding::str(layouts_[i]) << " -> local "
+       << shape_str(local_shape(v.meta.shape, layouts_[i], mesh_, rank)) << "\n";
+  }
+  os << "inputs:\n";
+  for (int v : graph_.inputs()) os << "  " << value_str(v) << "\n";
+  os << "ops:\n";
+  const auto all = collectives(rank);
+  for (size_t n = 0; n < graph_.nodes().size(); ++n) {
+    const Graph::Node& node = graph_.nodes()[n];
+    const std::string where = describe(graph_, static_cast<int>(n));
+    os << "  " << where << "(";
+    for (size_t i = 0; i < node.inputs.size(); ++i) os << (i ? ", " : "") << sharding::str(m.nodes[n].inputs[i].need);
+    os << ") -> ";
+    for (size_t o = 0; o < node.outputs.size(); ++o)
+      os << (o ? ", " : "") << sharding::str(layouts_[static_cast<size_t>(node.outputs[o])]);
+    os << "\n";
+    for (const Collective& c : all)
+      if (c.where.rfind(where + ", input ", 0) == 0)
+        os << "      " << collective_name(c.kind) << " over " << c.axis << " of " << dtype_name(c.dtype)
+           << shape_str(c.shape) << ": " << c.bytes << " B " << (c.backward ? "(backward)" : "(forward)") << "\n";
+  }
+  os << "outputs:\n";
+  for (size_t k = 0; k < graph_.outputs().size(); ++k) os << "  " << sharding::str(m.outputs[k].need) << "\n";
+  int64_t fb = 0, bb = 0, fc = 0, bc = 0;
+  for (const Collective& c : all) (c.backward ? bb : fb) += c.bytes, (c.backward ? bc : fc) += 1;
+  os << "per step: " << fc << " collectives forward (" << fb << " B), " << bc << " backward (" << bb << " B)\n";
+  return os.str();
+}
+
+void SpmdProgram::bind(std::shared_ptr<distributed::Communicator> comm) {
+  Impl& m = *impl_;
+  MF_CHECK(comm != nullptr, "SpmdProgram::bind: the communicator is null");
+  MF_CHECK(comm->size() == mesh_.size(), "SpmdProgram: ", mesh_.str(), " has ", mesh_.size(),
+           " devices but the job has ", comm->size(), " ranks");
+  MF_CHECK(m.comm == nullptr, "SpmdProgram::bind: already bound (rank ", m.rank, ")");
+  m.comm = comm;
+  m.rank = comm->rank();
+  const std::vector<int> coords = mesh_.coords(m.rank);
+  for (size_t a = 0; a < mesh_.axes().size(); ++a) {
+    std::vector<int> c = coords;
+    c[a] = 0;
+    auto sub = mesh_.axes()[a].size == 1 ? nullptr : comm->split(mesh_.rank_of(c), coords[a]);
+    if (sub) m.axis_comm[mesh_.axes()[a].name] = spmd::register_comm(sub);
+  }
+  // This rank's parts of the split weights.
+  NoGradGuard no_grad;
+  const auto& values = graph_.values();
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i].kind != Graph::Value::Kind::Constant) continue;
+    if (sharding::is_replicated(layouts_[i]) && !(m.options.private_weights && values[i].constant.requires_grad()))
+      continue;
+    Tensor part = values[i].constant;
+    for (size_t d = 0; d < layouts_[i].dims.size(); ++d) {
+      auto [first, count] = local_range(part.size(static_cast<int64_t>(d)), layouts_[i].dims[d].axes, mesh_, m.rank);
+      part = part.slice(static_cast<int64_t>(d), first, first + count);
+    }
+    Tensor leaf = part.clone().detach();
+    leaf.set_name(values[i].name + "@" + std::to_string(m.rank));
+    if (values[i].constant.requires_grad()) leaf.set_requires_grad(true);
+    m.local_constants[static_cast<int>(i)] = leaf;
+  }
+}
+
+int SpmdProgram::rank() const { return impl_->rank; }
+
+std::vector<Tensor> SpmdProgram::run(const std::vector<Tensor>& inputs) {
+  Impl& m = *impl_;
+  MF_CHECK(m.comm != nullptr, "SpmdProgram::run: call bind(communicator) first");
+  const auto& values = graph_.values();
+  MF_CHECK(inputs.size() == graph_.inputs().size(), "SpmdProgram::run: ", inputs.size(), " inputs for a program of ",
+           graph_.inputs().size());
+  // All-gathers need the size they gather to: this rank's part of the value over the remaining axes.
+  auto run_steps = [&](const Tensor& x, const TensorMeta& meta, Layout l, const InputPlan& p, bool syncs) {
+    Tensor t = x;
+    for (const Step& s : p.steps) {
+      l = after(l, s);
+      const int64_t h = m.axis_comm.at(s.axis);
+      switch (s.kind) {
+        case Step::Kind::AllReduce: t = spmd::all_reduce(t, h); break;
+        case Step::Kind::ReduceScatter: t = spmd::reduce_scatter(t, h, s.dim); break;
+        case Step::Kind::AllGather:
+          t = spmd::all_gather(t, h, s.dim, local_shape(meta.shape, l, mesh_, m.rank)[static_cast<size_t>(s.dim)]);
+          break;
+        case Step::Kind::Split: t = spmd::split(t, h, s.dim); break;
+      }
+    }
+    if (syncs)
+      for (const std::string& axis : p.syncs) t = spmd::grad_sync(t, m.axis_comm.at(axis));
+    return t;
+  };
+  std::vector<Tensor> env(values.size());
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const size_t v = static_cast<size_t>(graph_.inputs()[k]);
+    MF_CHECK(inputs[k].defined() && inputs[k].shape() == values[v].meta.shape, "SpmdProgram::run: input ", k, " is ",
+             inputs[k].defined() ? shape_str(inputs[k].shape()) : std::string("undefined"), " but the program was traced for ",
+             shape_str(values[v].meta.shape));
+    env[v] = run_steps(inputs[k], values[v].meta, sharding::replicated(values[v].meta.shape.size()), m.inputs[k], false);
+  }
+  for (size_t i = 0; i < values.size(); ++i)
+    if (values[i].kind == Graph::Value::Kind::Constant) {
+      auto it = m.local_constants.find(static_cast<int>(i));
+      env[i] = it != m.local_constants.end() ? it->second : values[i].constant;
+    }
+  const auto& nodes = graph_.nodes();
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    const Graph::Node& node = nodes[n];
+    const NodePlan& plan = m.nodes[n];
+    std::vector<Tensor> ins;
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const size_t v = static_cast<size_t>(node.inputs[i]);
+      ins.push_back(run_steps(env[v], values[v].meta, layouts_[v], plan.inputs[i], true));
+    }
+    Attrs attrs = node.attrs;
+    std::vector<Shape> expect;
+    for (int o : node.outputs)
+      expect.push_back(local_shape(values[static_cast<size_t>(o)].meta.shape, layouts_[static_cast<size_t>(o)], mesh_, m.rank));
+    if (node.op->name == "reshape" || node.op->name == "expand") attrs.set("shape", expect[0]);
+    std::vector<Tensor> outs = call_op(*node.op, ins, attrs);
+    if (plan.rescale_mean) {
+      // The kernel divided by the local count of reduced elements; the mean is over the global count.
+      auto numel = [](const Shape& sh) {
+        double k = 1;
+        for (int64_t d : sh) k *= static_cast<double>(d);
+        return k;
+      };
+      const double local = static_cast<double>(ins[0].numel()) / std::max<double>(static_cast<double>(outs[0].numel()), 1);
+      const double global = numel(values[static_cast<size_t>(node.inputs[0])].meta.shape) /
+                            std::max(numel(values[static_cast<size_t>(node.outputs[0])].meta.shape), 1.0);
+      outs[0] = outs[0] * (local / global);
+    }
+    for (size_t o = 0; o < outs.size(); ++o) {
+      MF_CHECK(outs[o].shape() == expect[o], "SpmdProgram: ", describe(graph_, static_cast<int>(n)), " gave ",
+               shape_str(outs[o].shape()), " on device ", m.rank, " but its layout ",
+               sharding::str(layouts_[static_cast<size_t>(node.outputs[o])]), " over ", mesh_.str(), " needs ",
+               shape_str(expect[o]), " (a split that does not divide evenly where the op needs it to)");
+      env[static_cast<size_t>(node.outputs[o])] = outs[o];
+    }
+  }
+  std::vector<Tensor> result;
+  for (size_t k = 0; k < graph_.outputs().size(); ++k) {
+    const size_t v = static_cast<size_t>(graph_.outputs()[k]);
+    result.push_back(run_steps(env[v], values[v].meta, layouts_[v], m.outputs[k], false));
+  }
+  return result;
+}
+
+Tensor SpmdProgram::local(const Tensor& weight) const {
+  auto it = impl_->constant_of.find(weight.impl());
+  MF_CHECK(it != impl_->constant_of.end(), "SpmdProgram: tensor '", weight.name(), "' is not used by the traced function");
+  auto lc = impl_->local_constants.find(it->second);
+  if (lc != impl_->local_constants.end()) return lc->second;
+  MF_CHECK(impl_->comm != nullptr || sharding::is_replicated(layouts_[static_cast<size_t>(it->second)]),
+           "SpmdProgram::local: weight '", weight.name(), "' is split; call bind() first");
+  return weight;
+}
+
+std::vector<Tensor> SpmdProgram::local_weights() const {
+  std::vector<Tensor> trainable, other;
+  for (const auto& v : graph_.values())
+    if (v.kind == Graph::Value::Kind::Constant && !v.meta.shape.empty()) {
+      Tensor t = local(v.constant);
+      (t.requires_grad() ? trainable : other).push_back(t);
+    }
+  trainable.insert(trainable.end(), other.begin(), other.end());
+  return trainable;
+}
+
+void SpmdProgram::gather_weights() {
+  Impl& m = *impl_;
+  MF_CHECK(m.comm != nullptr, "SpmdProgram::gather_weights: call bind(communicator) first");
+  NoGradGuard no_grad;
+  const auto& values = graph_.values();
+  for (auto& [v, part] : m.local_constants) {
+    const auto& val = values[static_cast<size_t>(v)];
+    if (sharding::is_replicated(layouts_[static_cast<size_t>(v)])) continue;  // a private copy stays the device's
+    InputPlan p;
+    p.need = sharding::replicated(val.meta.shape.size());
+    p.steps = conversion(layouts_[static_cast<size_t>(v)], p.need, "weight '" + val.name + "'");
+    Tensor t = part;
+    Layout l = layouts_[static_cast<size_t>(v)];
+    for (const Step& s : p.steps) {
+      l = after(l, s);
+      t = spmd::all_gather(t, m.axis_comm.at(s.axis), s.dim, local_shape(val.meta.shape, l, mesh_, m.rank)[static_cast<size_t>(s.dim)]);
+    }
+    Tensor whole = val.constant;
+    whole.copy_(t);
+  }
+}
+
+}  // namespace meshflow
