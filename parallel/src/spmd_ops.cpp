@@ -62,12 +62,16 @@ void all_gather_kernel(const ExecContext&, const std::vector<Tensor>& in, std::v
   NoGradGuard no_grad;
   const int64_t dim = a.i("dim");
   auto p = to_front(dim, in[0].dim());
+  // Communicators move numbers, not bools (Note [Collective rules]): masks travel as i32.
+  const DType wire = in[0].dtype() == DType::Bool ? DType::I32 : in[0].dtype();
   Tensor front = in[0].permute(p).contiguous();
+  if (wire != front.dtype()) front = front.to(wire);
   Shape full = front.shape();
   full[0] = a.i("full");
-  Tensor gathered = empty(full, {.dtype = in[0].dtype(), .device = in[0].device()});
+  Tensor gathered = empty(full, {.dtype = wire, .device = in[0].device()});
   comm_of(a).all_gather(front, gathered);
-  out[0].copy_(gathered.permute(inverse(p)));
+  Tensor back = gathered.permute(inverse(p));
+  out[0].copy_(wire != out[0].dtype() ? back.to(out[0].dtype()) : back);
 }
 
 void split_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out, const Attrs& a) {

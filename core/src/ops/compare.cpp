@@ -2,6 +2,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/elementwise.h"
 
 namespace meshflow {
@@ -19,10 +20,20 @@ std::vector<TensorMeta> infer_logical_not(const std::vector<TensorMeta>& in, con
   return {{in[0].shape, DType::Bool, in[0].device}};
 }
 
+// Comparisons and logic are elementwise and not linear: inputs must be whole sums.
+ShardingDecision compare_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+  return sharding::elementwise(in, l, sharding::PartialRule::None);
+}
+
 MF_STATIC_INIT {
-  for (const char* name : {"eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"})
-    define_op(name).infer = infer_compare;
-  define_op("logical_not").infer = infer_logical_not;
+  for (const char* name : {"eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"}) {
+    OpDef& d = define_op(name);
+    d.infer = infer_compare;
+    d.sharding = compare_sharding;
+  }
+  OpDef& n = define_op("logical_not");
+  n.infer = infer_logical_not;
+  n.sharding = compare_sharding;
 }
 
 Tensor compare(const OpDef& op, const Tensor& a, const Tensor& b) {

@@ -3,6 +3,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/shape.h"
 
 namespace meshflow {
@@ -34,9 +35,21 @@ std::vector<Tensor> pad_backward(const BackwardContext& ctx, const std::vector<T
   return {grad};
 }
 
+// pad: padded dimensions whole (the padding sits at the ends of the whole dimension); a pending sum
+// cannot pass unless the pad value is 0, so it is summed first.
+ShardingDecision pad_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const auto& pads = a.ints("pads");
+  std::vector<int64_t> padded;
+  for (size_t d = 0; d < in[0].shape.size(); ++d)
+    if (pads[2 * d] != 0 || pads[2 * d + 1] != 0) padded.push_back(static_cast<int64_t>(d));
+  Layout need = sharding::replicate_dims(sharding::without_partial(l[0]), padded);
+  return {{need}, {need}};
+}
+
 MF_STATIC_INIT {
   OpDef& p = define_op("pad");
   p.infer = infer_pad;
+  p.sharding = pad_sharding;
   p.backward = pad_backward;
 }
 

@@ -3,6 +3,7 @@
 
 #include "internal/reduce.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
@@ -58,14 +59,34 @@ std::vector<Tensor> extreme_backward(const BackwardContext& c, const std::vector
   return {internal::expand_reduced_grad(g[0], x.shape(), axes, keepdims) * share};
 }
 
+// max/min/argmax/argmin: the reduced dimensions whole (a pending sum cannot carry a maximum), the
+// others keep their splits.
+ShardingDecision extreme_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const int64_t rank = static_cast<int64_t>(in[0].shape.size());
+  const auto axes = a.has("axes") ? internal::reduce_axes(a.ints("axes"), rank, "max/min sharding")
+                                  : std::vector<int64_t>{normalize_axis(a.i("axis"), rank, "argmax/argmin sharding")};
+  Layout need = sharding::replicate_dims(sharding::without_partial(l[0]), axes);
+  Layout out;
+  for (int64_t d = 0; d < rank; ++d) {
+    const bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
+    if (!reduced || a.b("keepdims")) out.dims.push_back(need.dims[static_cast<size_t>(d)]);
+  }
+  return {{need}, {out}};
+}
+
 MF_STATIC_INIT {
   for (const char* name : {"max", "min"}) {
     OpDef& d = define_op(name);
     d.infer = infer_extreme;
+    d.sharding = extreme_sharding;
     d.backward = extreme_backward;
     d.save_outputs = true;
   }
-  for (const char* name : {"argmax", "argmin"}) define_op(name).infer = infer_arg_extreme;
+  for (const char* name : {"argmax", "argmin"}) {
+    OpDef& d = define_op(name);
+    d.infer = infer_arg_extreme;
+    d.sharding = extreme_sharding;
+  }
   define_op("equal_mask").infer = infer_equal_mask;
 }
 

@@ -218,7 +218,11 @@ ShardingDecision reshape_sharding(const std::vector<TensorMeta>& in, const std::
     size_t first_in = i0, first_out = j0;
     while (first_in < i && s[first_in] == 1) ++first_in;
     while (first_out < j && t[first_out] == 1) ++first_out;
-    if (split.size() == 1 && split[0] == first_in && first_out < j) {
+    // Several dimensions on both sides (a merge and a split at once) are gathered first.
+    size_t big_in = 0, big_out = 0;
+    for (size_t k = i0; k < i; ++k) big_in += s[k] != 1;
+    for (size_t k = j0; k < j; ++k) big_out += t[k] != 1;
+    if (split.size() == 1 && split[0] == first_in && first_out < j && (big_in == 1 || big_out == 1)) {
       out.dims[first_out] = l[0].dims[first_in];
     } else {
       for (size_t k = i0; k < i; ++k) need.dims[k].axes.clear();
