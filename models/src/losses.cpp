@@ -161,6 +161,8 @@ class SparseCategoricalCrossentropyImpl : public CrossentropyBase {
              shape_str(rows1));
     Tensor ids = ts == rows1 ? y_true.squeeze(y_true.dim() - 1) : y_true;
     const int64_t classes = ps.back();
+    // Traced (a partitioned step): the values are checked on the real batch before it runs.
+    if (ids.is_symbolic()) return ids.dtype() == DType::I64 ? ids : ids.to(DType::I64);
     std::vector<double> v = ids.detach().to(DType::F64).contiguous().to_vector<double>();
     for (double id : v) {
       MF_CHECK(id == std::floor(id), name(), ": y_true holds ", id, ", which is not an integer class id");

@@ -357,6 +357,7 @@ std::map<std::string, double> Model::run_pipeline_step(const Tensors& x, const T
 }
 
 void Model::settle_pipeline() const {
+  settle_spmd();
   if (!pipeline_) return;
   // Every rank calls this at the same points (epoch ends, evaluate, predict, save) after the same
   // steps, so all agree on whether weights changed: each stage's go from it to every rank.

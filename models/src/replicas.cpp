@@ -9,6 +9,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/optim.h"
 #include "meshflow/parallel/pipeline.h"
+#include "meshflow/parallel/sharded.h"
 #include "model_state.h"
 
 namespace meshflow {
@@ -129,6 +130,8 @@ std::map<std::string, double> Model::run_train_step(const Tensors& x, const Tens
   auto& c = *compiled_state_;
   Strategy& s = step_strategy();
   if (auto* pipeline = dynamic_cast<PipelineStrategy*>(&s)) return run_pipeline_step(x, y, *pipeline);
+  if (auto* sharded = dynamic_cast<ShardedStrategy*>(&s); sharded && sharded->partitioned())
+    return run_spmd_step(x, y, *sharded);
   const int local = s.num_local_replicas();
   MF_CHECK(local == 1 || (replication_ && !replication_->others.empty()), "model '", name(), "' trains under ",
            s.name(), " with ", local, " local replicas but has one copy: build it with replicate_model(build) ",

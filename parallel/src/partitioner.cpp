@@ -154,6 +154,17 @@ std::string describe(const Graph& g, int node) {
 
 }  // namespace
 
+// Bound state: the device's communicators and parts of weights, shared by programs bound alike.
+struct SpmdBinding {
+  std::shared_ptr<distributed::Communicator> comm;
+  std::map<std::string, int64_t> axis_comm;       // axis -> spmd handle
+  std::map<const TensorImpl*, Tensor> parts;      // whole weight -> this device's part
+  std::vector<Tensor> keep;                       // the whole weights the keys point at
+  ~SpmdBinding() {
+    for (auto& [axis, h] : axis_comm) spmd::unregister_comm(h);
+  }
+};
+
 struct SpmdProgram::Impl {
   SpmdOptions options;
   std::vector<bool> requires_grad;       // per value
@@ -161,15 +172,11 @@ struct SpmdProgram::Impl {
   std::vector<InputPlan> outputs;        // converting the graph's outputs
   std::vector<InputPlan> inputs;         // whole inputs to their layouts (slices only)
   std::map<const TensorImpl*, int> constant_of;  // weight -> value id
-  // Bound state.
+  std::shared_ptr<SpmdBinding> binding;
   std::shared_ptr<distributed::Communicator> comm;
-  std::map<std::string, int64_t> axis_comm;  // axis -> spmd handle
+  std::map<std::string, int64_t> axis_comm;
   std::map<int, Tensor> local_constants;     // value id -> this rank's part (split weights)
   int rank = -1;
-
-  ~Impl() {
-    for (auto& [axis, h] : axis_comm) spmd::unregister_comm(h);
-  }
 };
 
 SpmdProgram::SpmdProgram(const Fn& fn, std::vector<TensorMeta> input_specs, Mesh mesh,
@@ -405,22 +412,45 @@ void SpmdProgram::bind(std::shared_ptr<distributed::Communicator> comm) {
   MF_CHECK(comm->size() == mesh_.size(), "SpmdProgram: ", mesh_.str(), " has ", mesh_.size(),
            " devices but the job has ", comm->size(), " ranks");
   MF_CHECK(m.comm == nullptr, "SpmdProgram::bind: already bound (rank ", m.rank, ")");
-  m.comm = comm;
-  m.rank = comm->rank();
-  const std::vector<int> coords = mesh_.coords(m.rank);
+  auto b = std::make_shared<SpmdBinding>();
+  b->comm = comm;
+  const std::vector<int> coords = mesh_.coords(comm->rank());
   for (size_t a = 0; a < mesh_.axes().size(); ++a) {
     std::vector<int> c = coords;
     c[a] = 0;
     auto sub = mesh_.axes()[a].size == 1 ? nullptr : comm->split(mesh_.rank_of(c), coords[a]);
-    if (sub) m.axis_comm[mesh_.axes()[a].name] = spmd::register_comm(sub);
+    if (sub) b->axis_comm[mesh_.axes()[a].name] = spmd::register_comm(sub);
   }
-  // This rank's parts of the split weights.
+  attach(b);
+}
+
+void SpmdProgram::bind_like(const SpmdProgram& other) {
+  MF_CHECK(other.impl_->binding != nullptr, "SpmdProgram::bind_like: the other program is not bound");
+  MF_CHECK(impl_->comm == nullptr, "SpmdProgram::bind_like: already bound (rank ", impl_->rank, ")");
+  MF_CHECK(other.mesh_.str() == mesh_.str(), "SpmdProgram::bind_like: ", mesh_.str(), " vs ", other.mesh_.str());
+  attach(other.impl_->binding);
+}
+
+void SpmdProgram::attach(const std::shared_ptr<SpmdBinding>& b) {
+  Impl& m = *impl_;
+  m.binding = b;
+  m.comm = b->comm;
+  m.axis_comm = b->axis_comm;
+  m.rank = b->comm->rank();
+  // This rank's parts of the split weights (made once per binding).
   NoGradGuard no_grad;
   const auto& values = graph_.values();
   for (size_t i = 0; i < values.size(); ++i) {
     if (values[i].kind != Graph::Value::Kind::Constant) continue;
     if (sharding::is_replicated(layouts_[i]) && !(m.options.private_weights && values[i].constant.requires_grad()))
       continue;
+    auto known = b->parts.find(values[i].constant.impl());
+    if (known != b->parts.end()) {
+      MF_CHECK(known->second.shape() == local_shape(values[i].meta.shape, layouts_[i], mesh_, m.rank),
+               "SpmdProgram::bind_like: weight '", values[i].name, "' is laid out differently in the two programs");
+      m.local_constants[static_cast<int>(i)] = known->second;
+      continue;
+    }
     Tensor part = values[i].constant;
     for (size_t d = 0; d < layouts_[i].dims.size(); ++d) {
       auto [first, count] = local_range(part.size(static_cast<int64_t>(d)), layouts_[i].dims[d].axes, mesh_, m.rank);
@@ -430,6 +460,8 @@ void SpmdProgram::bind(std::shared_ptr<distributed::Communicator> comm) {
     leaf.set_name(values[i].name + "@" + std::to_string(m.rank));
     if (values[i].constant.requires_grad()) leaf.set_requires_grad(true);
     m.local_constants[static_cast<int>(i)] = leaf;
+    b->parts[values[i].constant.impl()] = leaf;
+    b->keep.push_back(values[i].constant);
   }
 }
 

@@ -200,12 +200,45 @@ void ShardedStrategy::check_mesh() const {
   MF_CHECK(mesh_.size() == comm_->size(), "ShardedStrategy: ", mesh_.str(), " has ", mesh_.size(),
            " devices but the job has ", comm_->size(), " rank", comm_->size() == 1 ? "" : "s",
            " (one device per rank); make the axis sizes multiply to the number of ranks");
-  for (const auto& a : mesh_.axes())
-    MF_CHECK(a.name == "data" || a.size == 1, "ShardedStrategy: ", mesh_.str(), ": axis '", a.name, "' of size ",
-             a.size, " would split tensors across ranks (tensor parallelism), which needs sharding layouts this "
-             "build does not propagate yet; shard over a 'data' axis (ZeRO) or use PipelineStrategy");
-  MF_CHECK(mesh_.has_axis("data") || mesh_.size() == 1, "ShardedStrategy: ", mesh_.str(),
+  if (partitioned()) {
+    MF_CHECK(options_.zero_stage == 0, "ShardedStrategy: zero_stage ", options_.zero_stage, " with ", mesh_.str(),
+             ": ZeRO shards over a 'data'-only mesh; tensor parallelism over other axes keeps each rank's parts ",
+             "of the split weights and their optimizer state already (use zero_stage 0)");
+    return;
+  }
+  MF_CHECK(options_.zero_stage == 0 || mesh_.has_axis("data") || mesh_.size() == 1, "ShardedStrategy: ", mesh_.str(),
            " has no 'data' axis, which ZeRO shards over");
+}
+
+bool ShardedStrategy::partitioned() const {
+  if (!annotations_.empty()) return true;
+  for (const auto& a : mesh_.axes())
+    if (a.name != "data" && a.size > 1) return true;
+  return false;
+}
+
+void ShardedStrategy::annotate(const Tensor& weight, const Layout& l) {
+  MF_CHECK(weight.defined(), "ShardedStrategy::annotate: the weight is undefined");
+  const std::string what = "'" + weight.name() + "'";
+  check_layout(l, {weight.shape(), weight.dtype(), weight.device()}, mesh_, what);
+  MF_CHECK(!sharding::has_partial(l), "ShardedStrategy::annotate: weight ", what, " cannot be a pending sum (",
+           sharding::str(l), ")");
+  MF_CHECK(program_ == nullptr, "ShardedStrategy::annotate: weight ", what, " annotated after training started; ",
+           "annotate before the first fit");
+  for (auto& [w, existing] : annotations_)
+    if (w.is_same(weight)) {
+      existing = l;
+      return;
+    }
+  annotations_.emplace_back(weight, l);
+  check_mesh();
+}
+
+std::string ShardedStrategy::explain() const {
+  MF_CHECK(program_ != nullptr, "ShardedStrategy::explain: no training step has been partitioned yet (",
+           partitioned() ? "call fit or train_on_batch first" : "the strategy has no annotations and no model axis",
+           ")");
+  return program_->explain(process_rank());
 }
 
 std::shared_ptr<distributed::Communicator> ShardedStrategy::replica_communicator(int local_replica) const {
@@ -280,6 +313,9 @@ void ShardedStrategy::apply_update(ReplicaGroup& group, const TrainStep& step) {
 }
 
 void ShardedStrategy::run_step(ReplicaGroup& group, const TrainStep& step) {
+  MF_CHECK(!partitioned(), "ShardedStrategy: ", mesh_.str(), " splits tensors (tensor parallelism), which needs the ",
+           "model's step traced into an SpmdProgram; this step came as replicas (a model trained outside fit or ",
+           "train_on_batch?)");
   // Stage 3 holds every weight whole from an epoch's end (evaluation, callbacks, checkpoints) to
   // the next step, which gives the memory back: the shards hold the same values.
   if (options_.zero_stage >= 3)

@@ -6,6 +6,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 
 namespace meshflow {
 namespace {
@@ -45,6 +46,12 @@ MF_STATIC_INIT {
   d.backward = dropout_backward;
   OpDef& o = define_op("one_hot");
   o.infer = infer_one_hot;  // not differentiable: the ids are integers
+  // The ids' splits carry over; the new class axis is whole.
+  o.sharding = [](const std::vector<TensorMeta>&, const std::vector<Layout>& l, const Attrs&) {
+    Layout need = sharding::without_partial(l[0]), out = need;
+    out.dims.push_back({});
+    return ShardingDecision{{need}, {out}};
+  };
 }
 
 }  // namespace

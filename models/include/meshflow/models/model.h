@@ -116,6 +116,7 @@ struct TrainPlan;
 class Dataset;
 
 class PipelineStrategy;
+class ShardedStrategy;
 
 class Model : public Layer {
  public:
@@ -220,6 +221,12 @@ class Model : public Layer {
   Pipeline& pipeline_stage(const Tensors& x, PipelineStrategy& strategy);
   std::vector<Tensor> run_segments(const Pipeline& pl, int first, int end, const std::vector<Tensor>& in);
   void settle_pipeline() const;
+  // Under a ShardedStrategy that splits tensors (models/src/spmd_step.cpp, Note [Partitioned
+  // programs]): one step as an SpmdProgram traced from the model and its losses, and the split
+  // weights gathered whole again (called by settle_pipeline at the same points).
+  struct Spmd;
+  std::map<std::string, double> run_spmd_step(const Tensors& x, const Tensors& y, ShardedStrategy& strategy);
+  void settle_spmd() const;
   std::map<std::string, double> run_test_step(const Tensors& x, const Tensors& y);
   // Shows a step's final gradients (averaged over replicas, in each variable's grad()) to the
   // observer fit() installs, just before the optimizer applies and clears them.
@@ -241,6 +248,7 @@ class Model : public Layer {
   Strategy* strategy_ = nullptr;
   std::shared_ptr<Replication> replication_;
   std::shared_ptr<Pipeline> pipeline_;
+  std::shared_ptr<Spmd> spmd_;
   std::function<void(const std::vector<Variable>&)> gradient_observer_;  // set by fit() for its callbacks
   bool check_gradients_ = false;  // FitOptions::check_gradients, for the fit() running now
   CompileOptions compile_options_;  // what compile() was given, for save_model's compile config

@@ -87,6 +87,8 @@ struct SpmdOptions {
 // and a 2-D data x model mesh needs nothing more. Every device runs the same program on its local
 // parts (SPMD) with the ops' own kernels; mean over a split dimension is rescaled by its local over
 // global count, and reshape/expand get their local target shapes.
+struct SpmdBinding;
+
 class SpmdProgram {
  public:
   using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
@@ -115,6 +117,9 @@ class SpmdProgram {
   // mesh device r) and is split once per axis (a collective). Makes this rank's parts of the split
   // weights: leaves that require grad as their weights do.
   void bind(std::shared_ptr<distributed::Communicator> comm);
+  // Binds as `other` is bound, sharing its axis communicators and its parts of the weights both use
+  // (a program per batch size trains one set of parts). Not a collective.
+  void bind_like(const SpmdProgram& other);
   int rank() const;
   // Runs the partitioned forward on this device. Every rank passes the whole inputs (global
   // shapes) and takes its part; returns its part of each output, laid out as options.outputs.
@@ -131,6 +136,8 @@ class SpmdProgram {
   struct Impl;
 
  private:
+  void attach(const std::shared_ptr<SpmdBinding>& binding);
+
   Mesh mesh_;
   Graph graph_;
   std::vector<Layout> layouts_;

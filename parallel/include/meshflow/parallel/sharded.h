@@ -1,10 +1,12 @@
-// ShardedStrategy: training over a device mesh; today ZeRO stages 1 and 2 over its "data" axis.
+// ShardedStrategy: training over a device mesh: ZeRO stages 1-3 over its "data" axis, or tensor
+// parallelism from layout annotations (parallel/partitioner.h) over any axes.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "meshflow/parallel/mesh.h"
+#include "meshflow/parallel/partitioner.h"
 #include "meshflow/parallel/strategy.h"
 
 namespace meshflow {
@@ -43,6 +45,29 @@ class ShardedStrategy : public Strategy {
   const Mesh& mesh() const { return mesh_; }
   int zero_stage() const { return options_.zero_stage; }
 
+  // Tensor parallelism (Note [Partitioned programs]): lays a weight out over the mesh, e.g.
+  // annotate(dense->kernel(), {Replicated, "model"}). With annotations, or a mesh axis other than
+  // "data" of size > 1, fit traces each training step (model, losses) into an SpmdProgram: each
+  // rank keeps its parts of the split weights and of their optimizer state, and every rank sees
+  // the whole batch, whose rows the program splits over "data". Weights become whole again at
+  // each epoch's end, evaluate, predict and save (gathered), which then run unsplit on every rank.
+  // Throws naming the weight, the layout and the mesh for a bad layout.
+  void annotate(const Tensor& weight, const Layout& layout);
+  void annotate(const Tensor& weight, std::initializer_list<Split> dims) { annotate(weight, meshflow::layout(dims)); }
+  const std::vector<std::pair<Tensor, Layout>>& annotations() const { return annotations_; }
+  bool partitioned() const;
+  // The training step's program once fit has built it (models/ sets it), and what it does.
+  void set_program(std::shared_ptr<SpmdProgram> program) { program_ = std::move(program); }
+  const std::shared_ptr<SpmdProgram>& program() const { return program_; }
+  std::string explain() const;  // program()->explain(this rank); throws before the first step
+  // Partitioned: every rank takes the whole batch (the program splits it) and holds the same
+  // metric states, so nothing is combined.
+  int data_shards() const override { return partitioned() ? 1 : Strategy::data_shards(); }
+  int data_shard() const override { return partitioned() ? 0 : Strategy::data_shard(); }
+  void combine_metric_states(std::vector<double>& values) const override {
+    if (!partitioned()) Strategy::combine_metric_states(values);
+  }
+
   std::vector<Tensor> gather_slices(const std::vector<Tensor>& slices, const std::vector<Shape>& full_shapes,
                                     const std::vector<int64_t>& offsets) const override;
 
@@ -69,6 +94,8 @@ class ShardedStrategy : public Strategy {
   std::shared_ptr<distributed::Communicator> comm_;
   Mesh mesh_;
   ShardedOptions options_;
+  std::vector<std::pair<Tensor, Layout>> annotations_;
+  std::shared_ptr<SpmdProgram> program_;
 };
 
 }  // namespace meshflow
