@@ -35,8 +35,29 @@ void Variable::set_slice_of(const Shape& whole_shape, int64_t offset) {
 }
 
 const Shape& Variable::whole_shape() const {
-  MF_CHECK(is_slice(), "Variable::whole_shape: '", name(), "' is not a slice of another weight");
+  MF_CHECK(is_slice() || is_part(), "Variable::whole_shape: '", name(), "' is not a slice or part of another weight");
   return info_->whole_shape;
+}
+
+void Variable::set_part_of(const Shape& whole_shape, std::function<Tensor(const Tensor&)> take,
+                           std::function<Tensor(const Tensor&)> gather) {
+  MF_CHECK(info_, "Variable::set_part_of: the variable is empty");
+  MF_CHECK(take && gather, "Variable::set_part_of: '", name(), "' needs both a take and a gather function");
+  info_->whole_shape = whole_shape;
+  info_->take_part = std::move(take);
+  info_->gather_part = std::move(gather);
+}
+
+Tensor Variable::take_part(const Tensor& whole) const {
+  MF_CHECK(is_part(), "Variable::take_part: '", name(), "' is not a part of another weight");
+  MF_CHECK(whole.shape() == info_->whole_shape, "Variable::take_part: '", name(), "' is a part of a ",
+           shape_str(info_->whole_shape), " weight, given ", shape_str(whole.shape()));
+  return info_->take_part(whole);
+}
+
+Tensor Variable::gather_part(const Tensor& part) const {
+  MF_CHECK(is_part(), "Variable::gather_part: '", name(), "' is not a part of another weight");
+  return info_->gather_part(part);
 }
 
 bool Variable::trainable() const { return info_ && info_->trainable; }

@@ -143,8 +143,10 @@ Tensor SlotOptimizer::fit_slot(const Variable& var, const Tensor& saved, const s
   // never happens: saving gathers slices into whole slots first.
   if (var.is_slice() && saved.shape() == var.whole_shape())
     return saved.contiguous().reshape({saved.numel()}).slice(0, var.slice_offset(), var.slice_offset() + var.numel());
+  // A slot saved for the whole weight, loaded into this device's part (tensor parallelism).
+  if (var.is_part() && saved.shape() == var.whole_shape()) return var.take_part(saved);
   MF_THROW("optimizer '", name(), "': the saved slot '", key, "' has shape ", shape_str(saved.shape()),
-           " but the variable has shape ", shape_str(var.is_slice() ? var.whole_shape() : var.shape()));
+           " but the variable has shape ", shape_str(var.is_slice() || var.is_part() ? var.whole_shape() : var.shape()));
 }
 
 std::vector<SlotOptimizer::SlotEntry> SlotOptimizer::slot_entries() const {

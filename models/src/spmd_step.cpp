@@ -99,7 +99,16 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
       for (const auto& v : st.trainable) {
         Tensor local = program->local(v);
         st.locals.push_back(local);
-        st.vars.push_back(local.is_same(v) ? v : Variable(local, v.name(), true));
+        if (local.is_same(v)) {
+          st.vars.push_back(v);
+        } else {
+          Variable part(local, v.name(), true);
+          std::shared_ptr<SpmdProgram> p = program;
+          Tensor whole = v;
+          part.set_part_of(v.shape(), [p, whole](const Tensor& t) { return p->part_of(t, whole); },
+                           [p, whole](const Tensor& t) { return p->gather(t, whole); });
+          st.vars.push_back(part);
+        }
         // Ranks holding the same part: the mesh axes the weight's layout does not split it over.
         double copies = 1;
         const Layout l = program->layout_of(v);

@@ -66,10 +66,11 @@ std::string Collective::str() const {
 
 namespace {
 
+// Bytes on the wire: bools travel as i32 (spmd_ops.cpp).
 int64_t bytes_of(const Shape& s, DType t) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;
-  return n * static_cast<int64_t>(dtype_size(t));
+  return n * (t == DType::Bool ? 4 : static_cast<int64_t>(dtype_size(t)));
 }
 
 // One step of a conversion between layouts, on one mesh axis.
@@ -215,7 +216,9 @@ SpmdProgram::SpmdProgram(const Fn& fn, std::vector<TensorMeta> input_specs, Mesh
              sharding::str(p.need), ")");
     p.steps = conversion(sharding::replicated(p.need.dims.size()), p.need, "input " + std::to_string(k));
     layouts_[v] = p.need;
-    m.requires_grad[v] = options.inputs_require_grad;
+    MF_CHECK(options.input_requires_grad.empty() || options.input_requires_grad.size() == ins.size(), "SpmdProgram: ",
+             options.input_requires_grad.size(), " input_requires_grad flags for ", ins.size(), " inputs");
+    m.requires_grad[v] = !options.input_requires_grad.empty() && options.input_requires_grad[k];
     m.inputs.push_back(std::move(p));
   }
   for (const auto& [t, l] : annotations) {
@@ -332,14 +335,25 @@ std::vector<Collective> SpmdProgram::collectives(int rank) const {
   MF_CHECK(rank >= 0 && rank < mesh_.size(), "SpmdProgram::collectives: rank ", rank, " is not a device of ", mesh_.str());
   const Impl& m = *impl_;
   const auto& values = graph_.values();
-  std::vector<Collective> fwd;
+  // An input's gradient comes back only through ops that pass gradients on.
+  std::vector<bool> fed_back(values.size(), false);
+  for (const auto& node : graph_.nodes())
+    for (int v : node.inputs) fed_back[static_cast<size_t>(v)] = fed_back[static_cast<size_t>(v)] || node.op->backward;
+  std::vector<Collective> fwd, bwd_inputs;
+  for (size_t k = 0; k < graph_.inputs().size(); ++k) {
+    const size_t v = static_cast<size_t>(graph_.inputs()[k]);
+    add_conversion(fwd, bwd_inputs, values[v].meta, sharding::replicated(values[v].meta.shape.size()), m.inputs[k],
+                   m.requires_grad[v] && fed_back[v], mesh_, rank, "input " + std::to_string(k));
+  }
   std::vector<std::vector<Collective>> bwd_per_node;
   for (size_t n = 0; n < graph_.nodes().size(); ++n) {
     const Graph::Node& node = graph_.nodes()[n];
     std::vector<Collective> bwd;
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const size_t v = static_cast<size_t>(node.inputs[i]);
-      add_conversion(fwd, bwd, values[v].meta, layouts_[v], m.nodes[n].inputs[i], m.requires_grad[v], mesh_, rank,
+      // A gradient comes back through the conversion only when the op passes one to this input.
+      const bool grad = m.requires_grad[v] && node.op->backward != nullptr;
+      add_conversion(fwd, bwd, values[v].meta, layouts_[v], m.nodes[n].inputs[i], grad, mesh_, rank,
                      describe(graph_, static_cast<int>(n)) + ", input " + std::to_string(i));
     }
     bwd_per_node.push_back(std::move(bwd));
@@ -353,6 +367,7 @@ std::vector<Collective> SpmdProgram::collectives(int rank) const {
   std::vector<Collective> all = fwd;
   all.insert(all.end(), bwd_out.begin(), bwd_out.end());
   for (size_t n = bwd_per_node.size(); n > 0; --n) all.insert(all.end(), bwd_per_node[n - 1].begin(), bwd_per_node[n - 1].end());
+  all.insert(all.end(), bwd_inputs.begin(), bwd_inputs.end());
   return all;
 }
 
@@ -567,6 +582,37 @@ std::vector<Tensor> SpmdProgram::local_weights() const {
     }
   trainable.insert(trainable.end(), other.begin(), other.end());
   return trainable;
+}
+
+Tensor SpmdProgram::part_of(const Tensor& whole, const Tensor& weight) const {
+  const Layout l = layout_of(weight);
+  MF_CHECK(whole.shape() == weight.shape(), "SpmdProgram::part_of: '", weight.name(), "' is ", shape_str(weight.shape()),
+           " but the tensor is ", shape_str(whole.shape()));
+  MF_CHECK(impl_->comm != nullptr, "SpmdProgram::part_of: call bind(communicator) first");
+  NoGradGuard no_grad;
+  Tensor part = whole;
+  for (size_t d = 0; d < l.dims.size(); ++d) {
+    auto [first, count] = local_range(part.size(static_cast<int64_t>(d)), l.dims[d].axes, mesh_, impl_->rank);
+    part = part.slice(static_cast<int64_t>(d), first, first + count);
+  }
+  return part.contiguous().clone();
+}
+
+Tensor SpmdProgram::gather(const Tensor& part, const Tensor& weight) const {
+  const Impl& m = *impl_;
+  MF_CHECK(m.comm != nullptr, "SpmdProgram::gather: call bind(communicator) first");
+  const Layout from = layout_of(weight);
+  const Shape want = local_shape(weight.shape(), from, mesh_, m.rank);
+  MF_CHECK(part.shape() == want, "SpmdProgram::gather: this device's part of '", weight.name(), "' is ",
+           shape_str(want), " but the tensor is ", shape_str(part.shape()));
+  NoGradGuard no_grad;
+  Tensor t = part;
+  Layout l = from;
+  for (const Step& s : conversion(from, sharding::replicated(from.dims.size()), "'" + weight.name() + "'")) {
+    l = after(l, s);
+    t = spmd::all_gather(t, m.axis_comm.at(s.axis), s.dim, local_shape(weight.shape(), l, mesh_, m.rank)[static_cast<size_t>(s.dim)]);
+  }
+  return t;
 }
 
 void SpmdProgram::gather_weights() {

@@ -403,17 +403,24 @@ TEST(Partitioner, EveryRuleMatchesOneDeviceOnTheOpSweep) {
           if (k == i) l.dims[d].axes = {"model"};
           o.inputs.push_back(l);
         }
-        o.inputs_require_grad = c.differentiable;
+        o.input_requires_grad.assign(xs.size(), c.differentiable);
         auto errors = on_devices(2, [&](int rank, std::shared_ptr<mf::distributed::Communicator> comm) {
           mf::SpmdProgram p(fn, specs, mesh, {}, o);
-          p.bind(comm);
+          auto counted = std::make_shared<mf::distributed::CountingCommunicator>(comm);
+          p.bind(counted);
+          counted->counts()->reset();
           std::vector<Tensor> mine;
           for (const Tensor& x : xs) mine.push_back(x.clone().detach().set_requires_grad(c.differentiable));
           Tensor got = p.run(mine)[0];
           EXPECT_TRUE(mf_test::tensors_near(got.to(DType::F64), out.detach().to(DType::F64), 1e-12, 1e-12))
               << name << ", input " << i << " split on dim " << d << ", rank " << rank;
-          if (!c.differentiable) return;
+          if (!c.differentiable) {
+            EXPECT_EQ(counted->counts()->total_bytes(), p.bytes_per_step(rank)) << name << " rank " << rank;
+            return;
+          }
           mf::sum(got * w.clone()).backward();
+          EXPECT_EQ(counted->counts()->total_bytes(), p.bytes_per_step(rank))
+              << name << ", input " << i << " split on dim " << d << ", rank " << rank;
           for (size_t k = 0; k < mine.size(); ++k) {
             if (!ref_grads[k].defined()) continue;
             ASSERT_TRUE(mine[k].grad().defined()) << name << " input " << k;

@@ -133,6 +133,9 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
                 {"config", opt ? opt->get_config().dump() : ""},
                 {"save_id", id}};
 
+  // Slots whole on every rank (tensor parallelism gathers its parts here: a collective).
+  std::vector<std::pair<std::string, Tensor>> whole_state;
+  if (opt && !sliced) whole_state = saving::optimizer_state(model, *opt);
   // ZeRO: every rank writes its slices; rank 0 learns where each slice lies.
   std::vector<int64_t> layout;  // per entry: offset, count (this rank's)
   if (sliced) {
@@ -170,7 +173,7 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
       write_safetensors(staged->file("model.safetensors"), saving::named_weights(model),
                         Json{{"format", "meshflow-weights"}, {"save_id", id}});
       if (opt && !sliced) {
-        write_safetensors(staged->file("optimizer.safetensors"), opt->state(), opt_meta);
+        write_safetensors(staged->file("optimizer.safetensors"), whole_state, opt_meta);
       } else if (opt) {
         // The index last: it names every shard, so a folder with an index has all of them.
         auto lv = all_layout.to_vector<int64_t>();

@@ -24,8 +24,17 @@ std::vector<std::pair<std::string, Tensor>> named_weights(const Layer& layer) {
 
 std::vector<std::pair<std::string, Tensor>> optimizer_state(const Model& model, const Optimizer& optimizer) {
   auto entries = optimizer.slot_entries();
-  bool sliced = false;
-  for (const auto& e : entries) sliced = sliced || e.var.is_slice();
+  bool sliced = false, parts = false;
+  for (const auto& e : entries) {
+    sliced = sliced || e.var.is_slice();
+    parts = parts || e.var.is_part();
+  }
+  if (parts) {
+    // Tensor parallelism: each split weight's slots gathered whole (every rank calls this).
+    std::vector<std::pair<std::string, Tensor>> out;
+    for (const auto& e : entries) out.emplace_back(e.key, e.var.is_part() ? e.var.gather_part(e.value) : e.value);
+    return out;
+  }
   if (!sliced) return optimizer.state();
   MF_CHECK(model.strategy() != nullptr, "cannot save the optimizer state of '", model.name(), "': it holds slices of ",
            "the weights (ZeRO) but the model has no strategy to gather them");

@@ -35,8 +35,17 @@ class Variable : public Tensor {
   // it sliced.
   void set_slice_of(const Shape& whole_shape, int64_t offset);
   bool is_slice() const { return info_ && info_->slice_offset >= 0; }
-  const Shape& whole_shape() const;
+  const Shape& whole_shape() const;  // of a slice or a part
   int64_t slice_offset() const { return info_ ? info_->slice_offset : -1; }
+  // This device's part of a weight split by tensor parallelism (Note [Partitioned programs] in
+  // parallel/partitioner.h): `take` cuts the part from a whole tensor of `whole_shape`, `gather`
+  // makes the whole tensor from every device's part (a collective). Optimizer slots saved whole
+  // load into it cut; saving gathers them whole.
+  void set_part_of(const Shape& whole_shape, std::function<Tensor(const Tensor&)> take,
+                   std::function<Tensor(const Tensor&)> gather);
+  bool is_part() const { return info_ && info_->take_part != nullptr; }
+  Tensor take_part(const Tensor& whole) const;
+  Tensor gather_part(const Tensor& part) const;
 
  private:
   struct Info {
@@ -44,6 +53,7 @@ class Variable : public Tensor {
     std::shared_ptr<Regularizer> regularizer;
     Shape whole_shape;
     int64_t slice_offset = -1;
+    std::function<Tensor(const Tensor&)> take_part, gather_part;
   };
   std::shared_ptr<Info> info_;
 };

@@ -62,7 +62,8 @@ const char* collective_name(Collective::Kind kind);
 struct SpmdOptions {
   std::vector<Layout> inputs;   // per traced input; default: whole on every device
   std::vector<Layout> outputs;  // per output; default: whole on every device
-  bool inputs_require_grad = false;  // the inputs' gradients are wanted (a block inside a network)
+  // Per input: its gradient is wanted (a block inside a network); empty: no input's is.
+  std::vector<bool> input_requires_grad;
   // Each device copies the whole trainable weights too, instead of training them in place: for
   // devices that are threads of one process, whose programs would otherwise share those leaves.
   bool private_weights = false;
@@ -132,6 +133,10 @@ class SpmdProgram {
   std::vector<Tensor> local_weights() const;
   // Writes the parts of every split weight back into the whole weight on every device (collective).
   void gather_weights();
+  // For a tensor shaped and laid out like `weight` (an optimizer slot): this device's part of a
+  // whole one (no traffic), and the whole one from every device's part (a collective).
+  Tensor part_of(const Tensor& whole, const Tensor& weight) const;
+  Tensor gather(const Tensor& part, const Tensor& weight) const;
 
   struct Impl;
 
