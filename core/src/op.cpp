@@ -219,6 +219,8 @@ std::vector<Tensor> call_op(const OpDef& op, const std::vector<Tensor>& inputs, 
       mixed = true;
     }
   }
+  if (!symbolic && TraceWeightsScope::active())
+    for (const Tensor& t : inputs) symbolic = symbolic || t.requires_grad();
   const Device* scoped = DeviceScope::current();
   if (!symbolic && first_real && !op.view) {
     Device target = scoped ? *scoped : first_real->device();

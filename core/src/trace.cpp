@@ -9,6 +9,15 @@
 namespace meshflow {
 
 namespace {
+thread_local bool t_trace_weights = false;
+}  // namespace
+
+TraceWeightsScope::TraceWeightsScope() : previous_(t_trace_weights) { t_trace_weights = true; }
+TraceWeightsScope::~TraceWeightsScope() { t_trace_weights = previous_; }
+bool TraceWeightsScope::active() { return t_trace_weights; }
+
+
+namespace {
 thread_local std::vector<std::string> t_scopes;
 }
 

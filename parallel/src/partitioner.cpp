@@ -189,7 +189,11 @@ SpmdProgram::SpmdProgram(const Fn& fn, std::vector<TensorMeta> input_specs, Mesh
   std::vector<Tensor> ins;
   for (size_t i = 0; i < input_specs.size(); ++i)
     ins.push_back(symbolic(input_specs[i].shape, input_specs[i].dtype, "x" + std::to_string(i)));
-  std::vector<Tensor> outs = fn(ins);
+  std::vector<Tensor> outs;
+  {
+    TraceWeightsScope weights;  // what layers do to their weights is part of the graph
+    outs = fn(ins);
+  }
   graph_ = Graph::from(ins, outs, /*expand_composites=*/true);
   const auto& values = graph_.values();
   layouts_.resize(values.size());

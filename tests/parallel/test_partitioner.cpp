@@ -504,6 +504,49 @@ TEST(ShardedStrategyTensorParallel, FitMatchesOneDeviceOnADataByModelMeshWithCli
   expect_tensor_parallel_fit(mf::Mesh({{"model", 2}}), "clipnorm");
 }
 
+// The real MultiHeadAttention layer (causal, 4 heads) with its heads split over "model": q, k and
+// v kernels by heads, the output projection by its head rows (Megatron attention: one all-reduce
+// forward), followed by pooling and a softmax classifier; fit equals one device's.
+std::shared_ptr<mf::Model> attention_classifier() {
+  namespace L = mf::layers;
+  auto in = mf::Input({5, 8}, {.dtype = DType::F64});
+  auto a = L::MultiHeadAttention(4, 3, {.use_causal_mask = true, .name = "mha", .dtype = DType::F64})(mf::Tensors{in, in})[0];
+  auto pooled = L::GlobalAveragePooling1D({.dtype = DType::F64})(a);
+  auto out = L::Dense(3, {.activation = "softmax", .dtype = DType::F64})(pooled);
+  return std::make_shared<mf::Model>(mf::Tensors{in}, mf::Tensors{out});
+}
+
+TEST(ShardedStrategyTensorParallel, MultiHeadAttentionHeadsSplitFitMatchesOneDevice) {
+  auto [x, y] = dp_test::data(23, {5, 8}, 31);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = attention_classifier();
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  auto errors = on_devices(2, [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mf::Mesh({{"model", 2}}));
+    auto scope = s.scope();
+    auto m = attention_classifier();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    dp_test::set_known_weights(*m, x, 0.0);
+    for (const auto& w : m->weights()) {
+      const std::string& n = w.name();
+      if (n.find("mha/") != 0) continue;
+      if (n.ends_with("attention_output/kernel")) s.annotate(w, {"model", Replicated, Replicated});
+      else if (n.ends_with("/kernel")) s.annotate(w, {Replicated, "model", Replicated});
+      else if (!n.ends_with("attention_output/bias")) s.annotate(w, {"model", Replicated});
+    }
+    EXPECT_EQ(s.annotations().size(), 7u);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+    int forward = 0;
+    for (const auto& c : s.program()->collectives(r)) forward += !c.backward && c.axis == "model";
+    EXPECT_EQ(forward, 1) << s.explain();
+  });
+  expect_no_errors(errors);
+}
+
 TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
   mf::distributed::LocalGroup group(2);
   mf::ShardedStrategy s(group.communicator(0), mf::Mesh({{"model", 2}}));

@@ -150,7 +150,14 @@ Tensors MultiHeadAttentionLayer::call(const Tensors& inputs) {
 
   const int64_t batch = query.size(0), t_len = query.size(1), s_len = value.size(1);
   const int64_t out_dim = output_kernel_.size(2);
-  if (query.is_symbolic() || value.is_symbolic() || key.is_symbolic()) {  // shapes only
+  // Symbolic inputs of known shapes run the ops below (traced: a partitioner sees them, Note
+  // [Expanding layer calls]); an unknown dimension (Input({-1, 16})) gives shapes only.
+  auto unknown = [](const Tensor& t) {
+    for (int64_t d : t.shape())
+      if (d < 0) return true;
+    return false;
+  };
+  if (unknown(query) || unknown(value) || unknown(key)) {  // shapes only
     Tensors out{symbolic({batch, t_len, out_dim}, query.dtype())};
     if (options_.return_attention_scores) out.push_back(symbolic({batch, num_heads_, t_len, s_len}, query.dtype()));
     if (keras_mask(query).defined()) set_keras_mask(out[0], keras_mask(query));

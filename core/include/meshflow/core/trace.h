@@ -45,6 +45,22 @@ std::vector<Tensor> record_composite(const std::string& kind, CompositeFn fn, co
                                      const std::vector<TensorMeta>& outputs, std::shared_ptr<void> payload = nullptr,
                                      Attrs attrs = {}, std::vector<Tensor> expansion = {});
 
+// While alive on this thread, an op whose inputs are concrete but include a tensor that requires
+// grad (a weight) is recorded as if an input were symbolic, so a trace sees what a layer does to
+// its weights (MultiHeadAttention reshaping its kernels) instead of a constant computed from them.
+// The partitioner traces under it (parallel/partitioner.h); scopes nest.
+class TraceWeightsScope {
+ public:
+  TraceWeightsScope();
+  ~TraceWeightsScope();
+  TraceWeightsScope(const TraceWeightsScope&) = delete;
+  TraceWeightsScope& operator=(const TraceWeightsScope&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
 // Labels the graph nodes recorded inside it (layers push their names).
 class NameScope {
  public:
