@@ -48,6 +48,18 @@ void Variable::set_part_of(const Shape& whole_shape, std::function<Tensor(const 
   info_->gather_part = std::move(gather);
 }
 
+void Variable::set_layout(const Layout& layout) {
+  MF_CHECK(info_, "Variable::set_layout: the variable is empty");
+  MF_CHECK(layout.dims.size() == shape().size(), "Variable::set_layout: '", name(), "' has shape ", shape_str(shape()),
+           " but the layout has ", layout.dims.size(), " dimensions");
+  info_->layout = layout;
+}
+
+const std::optional<Layout>& Variable::layout() const {
+  static const std::optional<Layout> none;
+  return info_ ? info_->layout : none;
+}
+
 Tensor Variable::take_part(const Tensor& whole) const {
   MF_CHECK(is_part(), "Variable::take_part: '", name(), "' is not a part of another weight");
   MF_CHECK(whole.shape() == info_->whole_shape, "Variable::take_part: '", name(), "' is a part of a ",

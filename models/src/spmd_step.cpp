@@ -90,7 +90,15 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
     }
     SpmdOptions options;
     options.inputs = layouts;
-    program = std::make_shared<SpmdProgram>(fn, specs, mesh, s.annotations(), options);
+    // The strategy's annotations, then layouts the layers were given (Dense's kernel_layout).
+    auto annotations = s.annotations();
+    for (const auto& v : weights()) {
+      if (!v.layout()) continue;
+      bool annotated = false;
+      for (const auto& [w, l] : annotations) annotated = annotated || w.is_same(v);
+      if (!annotated) annotations.emplace_back(v, *v.layout());
+    }
+    program = std::make_shared<SpmdProgram>(fn, specs, mesh, annotations, options);
     if (!st.first) {
       program->bind(s.process_communicator());
       st.first = program;

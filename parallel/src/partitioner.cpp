@@ -306,14 +306,14 @@ namespace {
 
 // The collectives of converting one value (and, when it needs a gradient, their transposes).
 void add_conversion(std::vector<Collective>& fwd, std::vector<Collective>& bwd, const TensorMeta& meta, Layout l,
-                    const InputPlan& p, bool grad, const Mesh& mesh, int rank, const std::string& where) {
+                    const InputPlan& p, bool grad, const Mesh& mesh, int rank, const std::string& where, int node) {
   for (const Step& s : p.steps) {
     const Shape before = local_shape(meta.shape, l, mesh, rank);
     l = after(l, s);
     const Shape now = local_shape(meta.shape, l, mesh, rank);
     auto add = [&](std::vector<Collective>& to, Collective::Kind kind, bool backward, const Shape& shape,
                    const Shape& counted) {
-      to.push_back({kind, s.axis, backward, where, shape, meta.dtype, bytes_of(counted, meta.dtype)});
+      to.push_back({kind, s.axis, backward, where, node, shape, meta.dtype, bytes_of(counted, meta.dtype)});
     };
     switch (s.kind) {
       case Step::Kind::AllReduce: add(fwd, Collective::Kind::AllReduce, false, now, now); break;
@@ -329,7 +329,7 @@ void add_conversion(std::vector<Collective>& fwd, std::vector<Collective>& bwd, 
   }
   for (const std::string& axis : p.syncs) {
     const Shape s = local_shape(meta.shape, l, mesh, rank);
-    bwd.push_back({Collective::Kind::AllReduce, axis, true, where, s, meta.dtype, bytes_of(s, meta.dtype)});
+    bwd.push_back({Collective::Kind::AllReduce, axis, true, where, node, s, meta.dtype, bytes_of(s, meta.dtype)});
   }
 }
 
@@ -347,7 +347,7 @@ std::vector<Collective> SpmdProgram::collectives(int rank) const {
   for (size_t k = 0; k < graph_.inputs().size(); ++k) {
     const size_t v = static_cast<size_t>(graph_.inputs()[k]);
     add_conversion(fwd, bwd_inputs, values[v].meta, sharding::replicated(values[v].meta.shape.size()), m.inputs[k],
-                   m.requires_grad[v] && fed_back[v], mesh_, rank, "input " + std::to_string(k));
+                   m.requires_grad[v] && fed_back[v], mesh_, rank, "input " + std::to_string(k), -1);
   }
   std::vector<std::vector<Collective>> bwd_per_node;
   for (size_t n = 0; n < graph_.nodes().size(); ++n) {
@@ -358,7 +358,7 @@ std::vector<Collective> SpmdProgram::collectives(int rank) const {
       // A gradient comes back through the conversion only when the op passes one to this input.
       const bool grad = m.requires_grad[v] && node.op->backward != nullptr;
       add_conversion(fwd, bwd, values[v].meta, layouts_[v], m.nodes[n].inputs[i], grad, mesh_, rank,
-                     describe(graph_, static_cast<int>(n)) + ", input " + std::to_string(i));
+                     describe(graph_, static_cast<int>(n)) + ", input " + std::to_string(i), static_cast<int>(n));
     }
     bwd_per_node.push_back(std::move(bwd));
   }
@@ -366,7 +366,7 @@ std::vector<Collective> SpmdProgram::collectives(int rank) const {
   for (size_t k = 0; k < graph_.outputs().size(); ++k) {
     const size_t v = static_cast<size_t>(graph_.outputs()[k]);
     add_conversion(fwd, bwd_out, values[v].meta, layouts_[v], m.outputs[k], m.requires_grad[v], mesh_, rank,
-                   "output " + std::to_string(k));
+                   "output " + std::to_string(k), -1);
   }
   std::vector<Collective> all = fwd;
   all.insert(all.end(), bwd_out.begin(), bwd_out.end());
@@ -395,6 +395,7 @@ std::string SpmdProgram::explain(int rank) const {
   for (size_t i = 0; i < values.size(); ++i) {
     const auto& v = values[i];
     if (v.kind != Graph::Value::Kind::Constant || v.meta.shape.empty()) continue;
+    if (!v.constant.requires_grad() && sharding::is_replicated(layouts_[i])) continue;  // masks, constants
     os << "  " << (v.name.empty() ? "%" + std::to_string(i) : v.name) << " " << dtype_name(v.meta.dtype)
        << shape_str(v.meta.shape) << " " << sharding::str(layouts_[i]) << " -> local "
        << shape_str(local_shape(v.meta.shape, layouts_[i], mesh_, rank)) << "\n";
@@ -413,12 +414,16 @@ std::string SpmdProgram::explain(int rank) const {
       os << (o ? ", " : "") << sharding::str(layouts_[static_cast<size_t>(node.outputs[o])]);
     os << "\n";
     for (const Collective& c : all)
-      if (c.where.rfind(where + ", input ", 0) == 0)
+      if (c.node == static_cast<int>(n))
         os << "      " << collective_name(c.kind) << " over " << c.axis << " of " << dtype_name(c.dtype)
            << shape_str(c.shape) << ": " << c.bytes << " B " << (c.backward ? "(backward)" : "(forward)") << "\n";
   }
   os << "outputs:\n";
   for (size_t k = 0; k < graph_.outputs().size(); ++k) os << "  " << sharding::str(m.outputs[k].need) << "\n";
+  for (const Collective& c : all)
+    if (c.node < 0)
+      os << "  " << c.where << ": " << collective_name(c.kind) << " over " << c.axis << " of " << dtype_name(c.dtype)
+         << shape_str(c.shape) << ": " << c.bytes << " B " << (c.backward ? "(backward)" : "(forward)") << "\n";
   int64_t fb = 0, bb = 0, fc = 0, bc = 0;
   for (const Collective& c : all) (c.backward ? bb : fb) += c.bytes, (c.backward ? bc : fc) += 1;
   os << "per step: " << fc << " collectives forward (" << fb << " B), " << bc << " backward (" << bb << " B)\n";

@@ -1,6 +1,8 @@
 // Initializers: Keras's fans, variance of each scheme against its closed form, truncation,
 // orthogonality, lookup by name.
 #include <cmath>
+#include <set>
+#include <thread>
 
 #include "test_util.h"
 
@@ -126,4 +128,22 @@ TEST(Init, ByNameCoversKerasNames) {
   EXPECT_TRUE(mf_test::tensors_near(init::by_name("HeUniform", {10, 10}, &a), init::he_uniform({10, 10}, &b), 0, 0));
   EXPECT_MF_ERROR(init::by_name("glorot_unifrom", {2, 2}), "unknown initializer", "glorot_unifrom",
                   "glorot_uniform", "he_normal", "orthogonal");
+}
+
+// Threads that build models at once draw from the default generator together (replica threads,
+// devices that are threads): each must get counters of its own, never the same stream twice.
+TEST(Generator, ThreadsReserveDisjointCounters) {
+  meshflow::Generator g(7);
+  constexpr int kThreads = 4, kDraws = 20000;
+  std::vector<std::vector<uint64_t>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kDraws; ++i) got[t].push_back(g.reserve(3));
+    });
+  for (auto& th : threads) th.join();
+  std::set<uint64_t> all;
+  for (const auto& v : got) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kDraws));
+  EXPECT_EQ(g.offset(), static_cast<uint64_t>(3 * kThreads * kDraws));
 }

@@ -547,6 +547,38 @@ TEST(ShardedStrategyTensorParallel, MultiHeadAttentionHeadsSplitFitMatchesOneDev
   expect_no_errors(errors);
 }
 
+// Layouts given as layer options (Dense's kernel_layout/bias_layout) instead of annotate().
+std::shared_ptr<mf::Model> megatron_dense_mlp() {
+  namespace L = mf::layers;
+  return std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      L::Dense(16, {.activation = "relu", .dtype = DType::F64, .kernel_layout = mf::layout({Replicated, "model"}),
+                    .bias_layout = mf::layout({"model"})}),
+      L::Dense(8, {.activation = "relu", .dtype = DType::F64, .kernel_layout = mf::layout({"model", Replicated})}),
+      L::Dense(3, {.activation = "softmax", .dtype = DType::F64})});
+}
+
+TEST(ShardedStrategyTensorParallel, DenseLayoutOptionsMatchOneDevice) {
+  auto [x, y] = dp_test::data(29, {6}, 33);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = megatron_dense_mlp();  // outside a strategy the layouts change nothing
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  auto errors = on_devices(2, [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mf::Mesh({{"model", 2}}));
+    auto scope = s.scope();
+    auto m = megatron_dense_mlp();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+    dp_test::set_known_weights(*m, x, 0.0);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+    EXPECT_EQ(mf::sharding::str(s.program()->layout_of(m->weights()[0])), "[R, model]");
+    EXPECT_EQ(mf::sharding::str(s.program()->layout_of(m->weights()[2])), "[model, R]");
+  });
+  expect_no_errors(errors);
+}
+
 TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
   mf::distributed::LocalGroup group(2);
   mf::ShardedStrategy s(group.communicator(0), mf::Mesh({{"model", 2}}));

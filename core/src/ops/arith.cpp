@@ -49,9 +49,7 @@ MF_STATIC_INIT {
   OpDef& n = define_op("neg");
   n.infer = infer_neg;
   n.backward = neg_backward;
-  n.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-    return sharding::elementwise(in, l, sharding::PartialRule::Pass);
-  };
+  n.sharding = sharding::elementwise_rule<sharding::PartialRule::Pass>;
   // Sums pass through add and sub when both operands are pending sums over the same axes, through
   // mul when one factor is, and through div in the numerator.
   const struct {
@@ -59,22 +57,10 @@ MF_STATIC_INIT {
     BackwardFn backward;
     ShardingRuleFn sharding;
   } ops[] = {
-      {"add", add_backward,
-       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-         return sharding::elementwise(in, l, sharding::PartialRule::SameAll);
-       }},
-      {"sub", sub_backward,
-       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-         return sharding::elementwise(in, l, sharding::PartialRule::SameAll);
-       }},
-      {"mul", mul_backward,
-       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-         return sharding::elementwise(in, l, sharding::PartialRule::OneFactor);
-       }},
-      {"div", div_backward,
-       [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-         return sharding::elementwise(in, l, sharding::PartialRule::First);
-       }},
+      {"add", add_backward, sharding::elementwise_rule<sharding::PartialRule::SameAll>},
+      {"sub", sub_backward, sharding::elementwise_rule<sharding::PartialRule::SameAll>},
+      {"mul", mul_backward, sharding::elementwise_rule<sharding::PartialRule::OneFactor>},
+      {"div", div_backward, sharding::elementwise_rule<sharding::PartialRule::First>},
   };
   for (const auto& e : ops) {
     OpDef& d = define_op(e.name);

@@ -31,9 +31,7 @@ std::vector<Tensor> bias_gelu_backward(const BackwardContext& c, const std::vect
 MF_STATIC_INIT {
   OpDef& d = define_op("bias_gelu");
   d.infer = infer_bias_gelu;
-  d.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-    return sharding::elementwise(in, l, sharding::PartialRule::None);
-  };
+  d.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   d.backward = bias_gelu_backward;
 }
 

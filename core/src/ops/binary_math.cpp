@@ -58,14 +58,10 @@ BW minimum_backward(const BackwardContext& c, const BW& g) {
           c.needs_input_grad[1] ? sum_to(where(a_wins, zero, g[0]), b.shape()) : Tensor()};
 }
 
-ShardingDecision nonlinear_binary_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-  return sharding::elementwise(in, l, sharding::PartialRule::None);
-}
-
 MF_STATIC_INIT {
   OpDef& p = define_op("pow");
   p.infer = infer_binary_same;
-  p.sharding = nonlinear_binary_sharding;
+  p.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   p.backward = pow_backward;
   p.save_outputs = true;
   OpDef& ps = define_op("pow_scalar");
@@ -74,11 +70,11 @@ MF_STATIC_INIT {
   ps.backward = pow_scalar_backward;
   OpDef& mx = define_op("maximum");
   mx.infer = infer_binary_same;
-  mx.sharding = nonlinear_binary_sharding;
+  mx.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   mx.backward = maximum_backward;
   OpDef& mn = define_op("minimum");
   mn.infer = infer_binary_same;
-  mn.sharding = nonlinear_binary_sharding;
+  mn.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   mn.backward = minimum_backward;
 }
 

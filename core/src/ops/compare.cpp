@@ -21,19 +21,15 @@ std::vector<TensorMeta> infer_logical_not(const std::vector<TensorMeta>& in, con
 }
 
 // Comparisons and logic are elementwise and not linear: inputs must be whole sums.
-ShardingDecision compare_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-  return sharding::elementwise(in, l, sharding::PartialRule::None);
-}
-
 MF_STATIC_INIT {
   for (const char* name : {"eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"}) {
     OpDef& d = define_op(name);
     d.infer = infer_compare;
-    d.sharding = compare_sharding;
+    d.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   }
   OpDef& n = define_op("logical_not");
   n.infer = infer_logical_not;
-  n.sharding = compare_sharding;
+  n.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
 }
 
 Tensor compare(const OpDef& op, const Tensor& a, const Tensor& b) {

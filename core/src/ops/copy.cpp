@@ -31,15 +31,11 @@ std::vector<Tensor> to_device_backward(const BackwardContext& ctx, const std::ve
 MF_STATIC_INIT {
   OpDef& c = define_op("cast");
   c.infer = infer_cast;
-  c.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-    return sharding::elementwise(in, l, sharding::PartialRule::Pass);
-  };
+  c.sharding = sharding::elementwise_rule<sharding::PartialRule::Pass>;
   c.backward = cast_backward;
   OpDef& k = define_op("contiguous");
   k.infer = infer_same;
-  k.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-    return sharding::elementwise(in, l, sharding::PartialRule::Pass);
-  };
+  k.sharding = sharding::elementwise_rule<sharding::PartialRule::Pass>;
   k.backward = identity_backward;
   OpDef& d = define_op("to_device");
   d.infer = infer_same;

@@ -31,9 +31,7 @@ std::vector<Tensor> where_backward(const BackwardContext& c, const std::vector<T
 MF_STATIC_INIT {
   OpDef& w = define_op("where");
   w.infer = infer_where;
-  w.sharding = [](const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
-    return sharding::elementwise(in, l, sharding::PartialRule::None);
-  };
+  w.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   w.backward = where_backward;
 }
 

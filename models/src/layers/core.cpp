@@ -43,6 +43,11 @@ void DenseLayer::build(const Shape& s) {
   if (options_.use_bias)
     bias_ = add_weight("bias", {units_}, detail::canonical_initializer(options_.bias_initializer), true,
                        options_.bias_regularizer);
+  if (!options_.kernel_layout.dims.empty()) kernel_.set_layout(options_.kernel_layout);
+  if (!options_.bias_layout.dims.empty()) {
+    MF_CHECK(options_.use_bias, "layer '", name(), "' (Dense): bias_layout given but use_bias is false");
+    bias_.set_layout(options_.bias_layout);
+  }
 }
 
 Tensor DenseLayer::call(const Tensor& input) {

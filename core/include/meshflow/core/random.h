@@ -1,6 +1,7 @@
 // Random numbers: a counter-based Philox4x32-10 generator (the same stream on CPU and GPU).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "meshflow/core/tensor.h"
@@ -10,17 +11,25 @@ namespace meshflow {
 class Generator {
  public:
   explicit Generator(uint64_t seed = 0x4d657368666c6f77ull) : seed_(seed) {}
+  Generator(const Generator& other) : seed_(other.seed_), offset_(other.offset_.load()) {}
+  Generator& operator=(const Generator& other) {
+    seed_ = other.seed_;
+    offset_ = other.offset_.load();
+    return *this;
+  }
   uint64_t seed() const { return seed_; }
   void manual_seed(uint64_t seed) { seed_ = seed; offset_ = 0; }
   // Reserves `count` 128-bit counters and returns the first; kernels generate from
-  // (seed, counter) so results do not depend on how work is split over threads.
-  uint64_t reserve(uint64_t count) { uint64_t o = offset_; offset_ += count; return o; }
-  uint64_t offset() const { return offset_; }
+  // (seed, counter) so results do not depend on how work is split over threads. Threads drawing
+  // from one generator at once (replica threads building models from the default one) each get
+  // counters of their own.
+  uint64_t reserve(uint64_t count) { return offset_.fetch_add(count); }
+  uint64_t offset() const { return offset_.load(); }
   void set_offset(uint64_t offset) { offset_ = offset; }
 
  private:
   uint64_t seed_;
-  uint64_t offset_ = 0;
+  std::atomic<uint64_t> offset_{0};
 };
 
 Generator& default_generator();

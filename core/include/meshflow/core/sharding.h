@@ -50,6 +50,13 @@ enum class PartialRule {
 // candidate (each input's layout, or their union) that moves the fewest bytes.
 ShardingDecision elementwise(const std::vector<TensorMeta>& inputs, const std::vector<Layout>& layouts,
                              PartialRule partial);
+// elementwise() as an op's rule: d.sharding = sharding::elementwise_rule<PartialRule::SameAll>.
+template <PartialRule P>
+ShardingDecision elementwise_rule(const std::vector<TensorMeta>& inputs, const std::vector<Layout>& layouts,
+                                  const Attrs&) {
+  return elementwise(inputs, layouts, P);
+}
+
 // The input's layout with `dims` made whole (softmax's axis, layer_norm's normalized dims).
 Layout replicate_dims(Layout layout, const std::vector<int64_t>& dims);
 

@@ -44,6 +44,10 @@ class Variable : public Tensor {
   void set_part_of(const Shape& whole_shape, std::function<Tensor(const Tensor&)> take,
                    std::function<Tensor(const Tensor&)> gather);
   bool is_part() const { return info_ && info_->take_part != nullptr; }
+  // How tensor parallelism lays this weight out over a mesh (docs/sharding.md), when its layer was
+  // told (Dense's kernel_layout); a ShardedStrategy's own annotate() wins over it.
+  void set_layout(const Layout& layout);
+  const std::optional<Layout>& layout() const;
   Tensor take_part(const Tensor& whole) const;
   Tensor gather_part(const Tensor& part) const;
 
@@ -54,6 +58,7 @@ class Variable : public Tensor {
     Shape whole_shape;
     int64_t slice_offset = -1;
     std::function<Tensor(const Tensor&)> take_part, gather_part;
+    std::optional<Layout> layout;
   };
   std::shared_ptr<Info> info_;
 };

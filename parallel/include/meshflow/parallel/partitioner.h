@@ -52,6 +52,7 @@ struct Collective {
   std::string axis;
   bool backward = false;
   std::string where;  // "dense_2: add, input 0"
+  int node = -1;      // the graph node whose input it converts (-1: a program input or output)
   Shape shape;        // the local tensor it moves
   DType dtype = DType::F32;
   int64_t bytes = 0;

@@ -25,6 +25,11 @@ struct DenseOptions {
   std::string name;
   bool trainable = true;
   DType dtype = DType::F32;
+  // Tensor parallelism (docs/sharding.md): how a ShardedStrategy lays the kernel [in, units] and
+  // the bias [units] out over its mesh, e.g. mf::layout({mf::Replicated, "model"}) and
+  // mf::layout({"model"}) for a column-parallel Dense. Empty: whole (unless the strategy annotates).
+  Layout kernel_layout;
+  Layout bias_layout;
 };
 
 // y = activation(x @ kernel + bias) over the last axis of an input of rank >= 2 (as Keras: a
