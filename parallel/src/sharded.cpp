@@ -226,13 +226,15 @@ void ShardedStrategy::annotate(const Tensor& weight, const Layout& l) {
            sharding::str(l), ")");
   MF_CHECK(program_ == nullptr, "ShardedStrategy::annotate: weight ", what, " annotated after training started; ",
            "annotate before the first fit");
+  MF_CHECK(options_.zero_stage == 0, "ShardedStrategy::annotate: weight ", what, " (layout ", sharding::str(l),
+           ") under zero_stage ", options_.zero_stage, ": ZeRO and tensor parallelism do not combine yet; use ",
+           "zero_stage 0");
   for (auto& [w, existing] : annotations_)
     if (w.is_same(weight)) {
       existing = l;
       return;
     }
   annotations_.emplace_back(weight, l);
-  check_mesh();
 }
 
 std::string ShardedStrategy::explain() const {

@@ -588,6 +588,11 @@ TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
                   "[R, data]", "Mesh(model=2)");
   EXPECT_MF_ERROR(s.annotate(w, {"model"}), "layout has 1 dimensions but the tensor has 2", "'dense/kernel'");
   EXPECT_MF_ERROR(s.explain(), "no training step has been partitioned yet");
+  // ZeRO does not combine with tensor parallelism: refused, and nothing is recorded.
+  mf::ShardedStrategy zero(group.communicator(0), mf::Mesh({{"data", 2}}), {.zero_stage = 2});
+  EXPECT_MF_ERROR(zero.annotate(w, {Replicated, "data"}), "'dense/kernel'", "zero_stage 2", "do not combine");
+  EXPECT_TRUE(zero.annotations().empty());
+  EXPECT_FALSE(zero.partitioned());
 }
 
 // --- Bad input ------------------------------------------------------------------------------------
