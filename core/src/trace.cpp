@@ -12,9 +12,17 @@ namespace {
 thread_local bool t_trace_weights = false;
 }  // namespace
 
-TraceWeightsScope::TraceWeightsScope() : previous_(t_trace_weights) { t_trace_weights = true; }
-TraceWeightsScope::~TraceWeightsScope() { t_trace_weights = previous_; }
-bool TraceWeightsScope::active() { return t_trace_weights; }
+std::atomic<int> TraceWeightsScope::open_scopes_{0};
+
+TraceWeightsScope::TraceWeightsScope() : previous_(t_trace_weights) {
+  t_trace_weights = true;
+  open_scopes_.fetch_add(1);
+}
+TraceWeightsScope::~TraceWeightsScope() {
+  t_trace_weights = previous_;
+  open_scopes_.fetch_sub(1);
+}
+bool TraceWeightsScope::active_here() { return t_trace_weights; }
 
 
 namespace {

@@ -73,7 +73,7 @@ class AdamImpl : public SlotOptimizer {
     std::vector<optim::AdamParam> batch;
     batch.reserve(vars.size());
     auto flush = [&] {
-      optim::adam_update_(batch, lr, o_.beta_1, o_.beta_2, o_.epsilon, step, o_.amsgrad, weight_decay_);
+      optim::adam_update_(std::move(batch), lr, o_.beta_1, o_.beta_2, o_.epsilon, step, o_.amsgrad, weight_decay_);
       batch.clear();
     };
     for (size_t i = 0; i < vars.size(); ++i) {

@@ -83,13 +83,18 @@ void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tenso
 
 void adam_update_(const std::vector<AdamParam>& params, double lr, double beta1, double beta2, double eps,
                   int64_t step, bool amsgrad, double weight_decay) {
+  adam_update_(std::vector<AdamParam>(params), lr, beta1, beta2, eps, step, amsgrad, weight_decay);
+}
+
+void adam_update_(std::vector<AdamParam>&& params, double lr, double beta1, double beta2, double eps, int64_t step,
+                  bool amsgrad, double weight_decay) {
   const char* op = "adam_update_";
   if (params.empty()) return;
   MF_CHECK(step >= 1, op, ": step must be >= 1 (the 1-based count of updates), got ", step);
   std::vector<Tensor> operands;
   operands.reserve(params.size() * 5);
   const Device device = params[0].param.device();
-  for (const AdamParam& a : params) {
+  for (AdamParam& a : params) {
     check_param(op, a.param);
     MF_CHECK(a.param.device() == device, op, ": the parameters are on ", device.str(), " and ", a.param.device().str(),
              "; update each device's in its own call");
@@ -97,7 +102,12 @@ void adam_update_(const std::vector<AdamParam>& params, double lr, double beta1,
     check_like(op, a.param, a.m, "the first moment");
     check_like(op, a.param, a.v, "the second moment");
     if (amsgrad) check_like(op, a.param, a.v_max, "the amsgrad maximum");
-    operands.insert(operands.end(), {a.param, a.grad, a.m, a.v, or_param(amsgrad, a.v_max, a.param)});
+    Tensor last = amsgrad ? std::move(a.v_max) : a.param;
+    operands.push_back(std::move(a.param));
+    operands.push_back(std::move(a.grad));
+    operands.push_back(std::move(a.m));
+    operands.push_back(std::move(a.v));
+    operands.push_back(std::move(last));
   }
   const double alpha = lr * std::sqrt(1.0 - std::pow(beta2, double(step))) / (1.0 - std::pow(beta1, double(step)));
   static const OpDef& def = ops::adam_update();

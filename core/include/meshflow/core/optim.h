@@ -31,6 +31,10 @@ struct AdamParam {
 };
 void adam_update_(const std::vector<AdamParam>& params, double lr, double beta1, double beta2, double eps,
                   int64_t step, bool amsgrad, double weight_decay = 0.0);
+// The same, moving the tensors out of `params` (a tiny model's step is dominated by such copies:
+// each is an atomic reference-count change, Note [Per-op cost]).
+void adam_update_(std::vector<AdamParam>&& params, double lr, double beta1, double beta2, double eps, int64_t step,
+                  bool amsgrad, double weight_decay = 0.0);
 
 // RMSprop: ms = rho*ms + (1-rho)*g²; centered: mg = rho*mg + (1-rho)*g, denom = sqrt(ms - mg²) + eps,
 // else denom = sqrt(ms) + eps; step = lr*g/denom; with momentum: mom = momentum*mom + step,

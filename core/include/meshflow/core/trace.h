@@ -2,6 +2,7 @@
 // the op-level IR, prints it, and runs it again on real tensors.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -55,9 +56,13 @@ class TraceWeightsScope {
   ~TraceWeightsScope();
   TraceWeightsScope(const TraceWeightsScope&) = delete;
   TraceWeightsScope& operator=(const TraceWeightsScope&) = delete;
-  static bool active();
+  // Whether a scope is open on this thread. call_op asks on every op, so the common case (no scope
+  // open anywhere) is one relaxed load of a process-wide count, without a thread-local look-up.
+  static bool active() { return open_scopes_.load(std::memory_order_relaxed) > 0 && active_here(); }
 
  private:
+  static bool active_here();
+  static std::atomic<int> open_scopes_;
   bool previous_;
 };
 
