@@ -10,132 +10,18 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "conversion.h"
 #include "spmd_ops.h"
 
 namespace meshflow {
 
-Layout layout(std::initializer_list<Split> dims) {
-  Layout l;
-  for (const Split& s : dims) l.dims.push_back(DimLayout{s.axes});
-  return l;
-}
-
-void check_layout(const Layout& l, const TensorMeta& meta, const Mesh& mesh, const std::string& what) {
-  const std::string tail = " (tensor " + what + " " + dtype_name(meta.dtype) + shape_str(meta.shape) + ", layout " +
-                           sharding::str(l) + ", " + mesh.str() + ")";
-  MF_CHECK(l.dims.size() == meta.shape.size(), "layout has ", l.dims.size(), " dimensions but the tensor has ",
-           meta.shape.size(), tail);
-  std::set<std::string> seen;
-  for (const std::string& a : sharding::axes_named(l)) {
-    MF_CHECK(mesh.has_axis(a), "mesh axis '", a, "' is not in the mesh", tail);
-    MF_CHECK(seen.insert(a).second, "mesh axis '", a, "' is used twice", tail);
-  }
-}
-
-std::pair<int64_t, int64_t> local_range(int64_t size, const std::vector<std::string>& axes, const Mesh& mesh,
-                                        int rank) {
-  const std::vector<int> coords = mesh.coords(rank);
-  int64_t first = 0, count = size;
-  for (const std::string& a : axes) {
-    auto [f, c] = spmd::piece(count, mesh.axis_size(a), coords[static_cast<size_t>(mesh.axis_index(a))]);
-    first += f;
-    count = c;
-  }
-  return {first, count};
-}
-
-Shape local_shape(const Shape& global, const Layout& l, const Mesh& mesh, int rank) {
-  Shape s = global;
-  for (size_t d = 0; d < s.size() && d < l.dims.size(); ++d) s[d] = local_range(s[d], l.dims[d].axes, mesh, rank).second;
-  return s;
-}
-
-const char* collective_name(Collective::Kind kind) {
-  switch (kind) {
-    case Collective::Kind::AllReduce: return "all_reduce";
-    case Collective::Kind::AllGather: return "all_gather";
-    case Collective::Kind::ReduceScatter: return "reduce_scatter";
-  }
-  return "?";
-}
-
-std::string Collective::str() const {
-  return detail::str_cat(collective_name(kind), " over ", axis, " of ", dtype_name(dtype), shape_str(shape), " (",
-                         bytes, " B, ", backward ? "backward" : "forward", ") at ", where);
-}
+using spmd::after;
+using spmd::conversion;
+using spmd::convert;
+using spmd::cut;
+using spmd::Step;
 
 namespace {
-
-// Bytes on the wire: bools travel as i32 (spmd_ops.cpp).
-int64_t bytes_of(const Shape& s, DType t) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n * (t == DType::Bool ? 4 : static_cast<int64_t>(dtype_size(t)));
-}
-
-// One step of a conversion between layouts, on one mesh axis.
-struct Step {
-  enum class Kind { AllReduce, ReduceScatter, AllGather, Split } kind;
-  std::string axis;
-  int64_t dim = -1;
-};
-
-// The steps that bring a value from `from` to `to` (Note [Partitioned programs]): pending sums
-// first (reduce-scattered straight into a split when the target splits one more axis there),
-// then the splits that differ are gathered, minor axis first, then the new splits are sliced.
-std::vector<Step> conversion(const Layout& from, const Layout& to, const std::string& what) {
-  std::vector<Step> steps;
-  Layout cur = from;
-  for (const std::string& axis : from.partial_axes) {
-    if (std::find(to.partial_axes.begin(), to.partial_axes.end(), axis) != to.partial_axes.end()) continue;
-    bool scattered = false;
-    for (size_t d = 0; d < to.dims.size() && !scattered; ++d) {
-      auto want = cur.dims[d].axes;
-      want.push_back(axis);
-      if (to.dims[d].axes == want) {
-        steps.push_back({Step::Kind::ReduceScatter, axis, static_cast<int64_t>(d)});
-        cur.dims[d].axes = want;
-        scattered = true;
-      }
-    }
-    if (!scattered) steps.push_back({Step::Kind::AllReduce, axis});
-  }
-  cur.partial_axes = to.partial_axes;
-  for (const std::string& axis : to.partial_axes)
-    MF_CHECK(std::find(from.partial_axes.begin(), from.partial_axes.end(), axis) != from.partial_axes.end(),
-             "partitioner: ", what, " would have to become a pending sum over '", axis, "' (", sharding::str(from),
-             " -> ", sharding::str(to), "); no rule asks for that");
-  std::vector<size_t> common(cur.dims.size(), 0);
-  for (size_t d = 0; d < cur.dims.size(); ++d) {
-    const auto &a = cur.dims[d].axes, &b = to.dims[d].axes;
-    size_t k = 0;
-    while (k < a.size() && k < b.size() && a[k] == b[k]) ++k;
-    common[d] = k;
-    for (size_t j = a.size(); j > k; --j) steps.push_back({Step::Kind::AllGather, a[j - 1], static_cast<int64_t>(d)});
-  }
-  for (size_t d = 0; d < cur.dims.size(); ++d) {
-    const auto& b = to.dims[d].axes;
-    for (size_t j = common[d]; j < b.size(); ++j) steps.push_back({Step::Kind::Split, b[j], static_cast<int64_t>(d)});
-  }
-  return steps;
-}
-
-// The layout after one step.
-Layout after(Layout l, const Step& s) {
-  auto drop_partial = [&] {
-    l.partial_axes.erase(std::remove(l.partial_axes.begin(), l.partial_axes.end(), s.axis), l.partial_axes.end());
-  };
-  switch (s.kind) {
-    case Step::Kind::AllReduce: drop_partial(); break;
-    case Step::Kind::ReduceScatter:
-      drop_partial();
-      l.dims[static_cast<size_t>(s.dim)].axes.push_back(s.axis);
-      break;
-    case Step::Kind::AllGather: l.dims[static_cast<size_t>(s.dim)].axes.pop_back(); break;
-    case Step::Kind::Split: l.dims[static_cast<size_t>(s.dim)].axes.push_back(s.axis); break;
-  }
-  return l;
-}
 
 struct InputPlan {
   Layout need;
@@ -173,9 +59,7 @@ struct SpmdProgram::Impl {
   std::vector<InputPlan> outputs;        // converting the graph's outputs
   std::vector<InputPlan> inputs;         // whole inputs to their layouts (slices only)
   std::map<const TensorImpl*, int> constant_of;  // weight -> value id
-  std::shared_ptr<SpmdBinding> binding;
-  std::shared_ptr<distributed::Communicator> comm;
-  std::map<std::string, int64_t> axis_comm;
+  std::shared_ptr<SpmdBinding> binding;    // null until bind()
   std::map<int, Tensor> local_constants;     // value id -> this rank's part (split weights)
   int rank = -1;
 };
@@ -313,7 +197,7 @@ void add_conversion(std::vector<Collective>& fwd, std::vector<Collective>& bwd, 
     const Shape now = local_shape(meta.shape, l, mesh, rank);
     auto add = [&](std::vector<Collective>& to, Collective::Kind kind, bool backward, const Shape& shape,
                    const Shape& counted) {
-      to.push_back({kind, s.axis, backward, where, node, shape, meta.dtype, bytes_of(counted, meta.dtype)});
+      to.push_back({kind, s.axis, backward, where, node, shape, meta.dtype, spmd::wire_bytes(counted, meta.dtype)});
     };
     switch (s.kind) {
       case Step::Kind::AllReduce: add(fwd, Collective::Kind::AllReduce, false, now, now); break;
@@ -329,7 +213,7 @@ void add_conversion(std::vector<Collective>& fwd, std::vector<Collective>& bwd, 
   }
   for (const std::string& axis : p.syncs) {
     const Shape s = local_shape(meta.shape, l, mesh, rank);
-    bwd.push_back({Collective::Kind::AllReduce, axis, true, where, node, s, meta.dtype, bytes_of(s, meta.dtype)});
+    bwd.push_back({Collective::Kind::AllReduce, axis, true, where, node, s, meta.dtype, spmd::wire_bytes(s, meta.dtype)});
   }
 }
 
@@ -435,7 +319,7 @@ void SpmdProgram::bind(std::shared_ptr<distributed::Communicator> comm) {
   MF_CHECK(comm != nullptr, "SpmdProgram::bind: the communicator is null");
   MF_CHECK(comm->size() == mesh_.size(), "SpmdProgram: ", mesh_.str(), " has ", mesh_.size(),
            " devices but the job has ", comm->size(), " ranks");
-  MF_CHECK(m.comm == nullptr, "SpmdProgram::bind: already bound (rank ", m.rank, ")");
+  MF_CHECK(m.binding == nullptr, "SpmdProgram::bind: already bound (rank ", m.rank, ")");
   auto b = std::make_shared<SpmdBinding>();
   b->comm = comm;
   const std::vector<int> coords = mesh_.coords(comm->rank());
@@ -450,7 +334,7 @@ void SpmdProgram::bind(std::shared_ptr<distributed::Communicator> comm) {
 
 void SpmdProgram::bind_like(const SpmdProgram& other) {
   MF_CHECK(other.impl_->binding != nullptr, "SpmdProgram::bind_like: the other program is not bound");
-  MF_CHECK(impl_->comm == nullptr, "SpmdProgram::bind_like: already bound (rank ", impl_->rank, ")");
+  MF_CHECK(impl_->binding == nullptr, "SpmdProgram::bind_like: already bound (rank ", impl_->rank, ")");
   MF_CHECK(other.mesh_.str() == mesh_.str(), "SpmdProgram::bind_like: ", mesh_.str(), " vs ", other.mesh_.str());
   attach(other.impl_->binding);
 }
@@ -458,8 +342,6 @@ void SpmdProgram::bind_like(const SpmdProgram& other) {
 void SpmdProgram::attach(const std::shared_ptr<SpmdBinding>& b) {
   Impl& m = *impl_;
   m.binding = b;
-  m.comm = b->comm;
-  m.axis_comm = b->axis_comm;
   m.rank = b->comm->rank();
   // This rank's parts of the split weights (made once per binding).
   NoGradGuard no_grad;
@@ -475,12 +357,7 @@ void SpmdProgram::attach(const std::shared_ptr<SpmdBinding>& b) {
       m.local_constants[static_cast<int>(i)] = known->second;
       continue;
     }
-    Tensor part = values[i].constant;
-    for (size_t d = 0; d < layouts_[i].dims.size(); ++d) {
-      auto [first, count] = local_range(part.size(static_cast<int64_t>(d)), layouts_[i].dims[d].axes, mesh_, m.rank);
-      part = part.slice(static_cast<int64_t>(d), first, first + count);
-    }
-    Tensor leaf = part.clone().detach();
+    Tensor leaf = cut(values[i].constant, layouts_[i], mesh_, m.rank).clone().detach();
     leaf.set_name(values[i].name + "@" + std::to_string(m.rank));
     if (values[i].constant.requires_grad()) leaf.set_requires_grad(true);
     m.local_constants[static_cast<int>(i)] = leaf;
@@ -493,27 +370,14 @@ int SpmdProgram::rank() const { return impl_->rank; }
 
 std::vector<Tensor> SpmdProgram::run(const std::vector<Tensor>& inputs) {
   Impl& m = *impl_;
-  MF_CHECK(m.comm != nullptr, "SpmdProgram::run: call bind(communicator) first");
+  MF_CHECK(m.binding != nullptr, "SpmdProgram::run: call bind(communicator) first");
   const auto& values = graph_.values();
   MF_CHECK(inputs.size() == graph_.inputs().size(), "SpmdProgram::run: ", inputs.size(), " inputs for a program of ",
            graph_.inputs().size());
-  // All-gathers need the size they gather to: this rank's part of the value over the remaining axes.
-  auto run_steps = [&](const Tensor& x, const TensorMeta& meta, Layout l, const InputPlan& p, bool syncs) {
-    Tensor t = x;
-    for (const Step& s : p.steps) {
-      l = after(l, s);
-      const int64_t h = m.axis_comm.at(s.axis);
-      switch (s.kind) {
-        case Step::Kind::AllReduce: t = spmd::all_reduce(t, h); break;
-        case Step::Kind::ReduceScatter: t = spmd::reduce_scatter(t, h, s.dim); break;
-        case Step::Kind::AllGather:
-          t = spmd::all_gather(t, h, s.dim, local_shape(meta.shape, l, mesh_, m.rank)[static_cast<size_t>(s.dim)]);
-          break;
-        case Step::Kind::Split: t = spmd::split(t, h, s.dim); break;
-      }
-    }
+  auto run_steps = [&](const Tensor& x, const TensorMeta& meta, const Layout& l, const InputPlan& p, bool syncs) {
+    Tensor t = convert(x, meta.shape, l, p.steps, m.binding->axis_comm, mesh_, m.rank);
     if (syncs)
-      for (const std::string& axis : p.syncs) t = spmd::grad_sync(t, m.axis_comm.at(axis));
+      for (const std::string& axis : p.syncs) t = spmd::grad_sync(t, m.binding->axis_comm.at(axis));
     return t;
   };
   std::vector<Tensor> env(values.size());
@@ -577,7 +441,7 @@ Tensor SpmdProgram::local(const Tensor& weight) const {
   MF_CHECK(it != impl_->constant_of.end(), "SpmdProgram: tensor '", weight.name(), "' is not used by the traced function");
   auto lc = impl_->local_constants.find(it->second);
   if (lc != impl_->local_constants.end()) return lc->second;
-  MF_CHECK(impl_->comm != nullptr || sharding::is_replicated(layouts_[static_cast<size_t>(it->second)]),
+  MF_CHECK(impl_->binding != nullptr || sharding::is_replicated(layouts_[static_cast<size_t>(it->second)]),
            "SpmdProgram::local: weight '", weight.name(), "' is split; call bind() first");
   return weight;
 }
@@ -597,52 +461,32 @@ Tensor SpmdProgram::part_of(const Tensor& whole, const Tensor& weight) const {
   const Layout l = layout_of(weight);
   MF_CHECK(whole.shape() == weight.shape(), "SpmdProgram::part_of: '", weight.name(), "' is ", shape_str(weight.shape()),
            " but the tensor is ", shape_str(whole.shape()));
-  MF_CHECK(impl_->comm != nullptr, "SpmdProgram::part_of: call bind(communicator) first");
+  MF_CHECK(impl_->binding != nullptr, "SpmdProgram::part_of: call bind(communicator) first");
   NoGradGuard no_grad;
-  Tensor part = whole;
-  for (size_t d = 0; d < l.dims.size(); ++d) {
-    auto [first, count] = local_range(part.size(static_cast<int64_t>(d)), l.dims[d].axes, mesh_, impl_->rank);
-    part = part.slice(static_cast<int64_t>(d), first, first + count);
-  }
-  return part.contiguous().clone();
+  return cut(whole, l, mesh_, impl_->rank).contiguous().clone();
 }
 
 Tensor SpmdProgram::gather(const Tensor& part, const Tensor& weight) const {
   const Impl& m = *impl_;
-  MF_CHECK(m.comm != nullptr, "SpmdProgram::gather: call bind(communicator) first");
+  MF_CHECK(m.binding != nullptr, "SpmdProgram::gather: call bind(communicator) first");
   const Layout from = layout_of(weight);
   const Shape want = local_shape(weight.shape(), from, mesh_, m.rank);
   MF_CHECK(part.shape() == want, "SpmdProgram::gather: this device's part of '", weight.name(), "' is ",
            shape_str(want), " but the tensor is ", shape_str(part.shape()));
   NoGradGuard no_grad;
-  Tensor t = part;
-  Layout l = from;
-  for (const Step& s : conversion(from, sharding::replicated(from.dims.size()), "'" + weight.name() + "'")) {
-    l = after(l, s);
-    t = spmd::all_gather(t, m.axis_comm.at(s.axis), s.dim, local_shape(weight.shape(), l, mesh_, m.rank)[static_cast<size_t>(s.dim)]);
-  }
-  return t;
+  const auto steps = conversion(from, sharding::replicated(from.dims.size()), "'" + weight.name() + "'");
+  return convert(part, weight.shape(), from, steps, m.binding->axis_comm, mesh_, m.rank);
 }
 
 void SpmdProgram::gather_weights() {
   Impl& m = *impl_;
-  MF_CHECK(m.comm != nullptr, "SpmdProgram::gather_weights: call bind(communicator) first");
+  MF_CHECK(m.binding != nullptr, "SpmdProgram::gather_weights: call bind(communicator) first");
   NoGradGuard no_grad;
   const auto& values = graph_.values();
   for (auto& [v, part] : m.local_constants) {
-    const auto& val = values[static_cast<size_t>(v)];
     if (sharding::is_replicated(layouts_[static_cast<size_t>(v)])) continue;  // a private copy stays the device's
-    InputPlan p;
-    p.need = sharding::replicated(val.meta.shape.size());
-    p.steps = conversion(layouts_[static_cast<size_t>(v)], p.need, "weight '" + val.name + "'");
-    Tensor t = part;
-    Layout l = layouts_[static_cast<size_t>(v)];
-    for (const Step& s : p.steps) {
-      l = after(l, s);
-      t = spmd::all_gather(t, m.axis_comm.at(s.axis), s.dim, local_shape(val.meta.shape, l, mesh_, m.rank)[static_cast<size_t>(s.dim)]);
-    }
-    Tensor whole = val.constant;
-    whole.copy_(t);
+    Tensor whole = values[static_cast<size_t>(v)].constant;
+    whole.copy_(gather(part, whole));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <thread>
 
+#include "devices.h"
 #include "dp_models.h"
 #include "test_util.h"
 
@@ -72,21 +73,11 @@ std::shared_ptr<mf::Model> named_mlp();  // the MLP with fixed layer names (belo
 // Runs body(rank, strategy) on n threads, each a rank of a ShardedStrategy over a LocalGroup.
 std::vector<std::string> on_ranks(int n, mf::ShardedOptions options, size_t bucket_bytes,
                                   const std::function<void(int, mf::ShardedStrategy&)>& body) {
-  mf::distributed::LocalGroup group(n);
-  std::vector<std::string> errors(n);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        mf::ShardedStrategy s(group.communicator(r), mf::Mesh({{"data", n}}), options);
-        s.set_bucket_options({.bucket_bytes = bucket_bytes});
-        body(r, s);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  return errors;
+  return mf_test::on_devices(n, [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mf::Mesh({{"data", n}}), options);
+    s.set_bucket_options({.bucket_bytes = bucket_bytes});
+    body(r, s);
+  });
 }
 
 std::shared_ptr<mf::Optimizer> make_optimizer(const std::string& clip) {

@@ -1,0 +1,171 @@
+// Tensor parallelism through the Keras API: fit under a ShardedStrategy whose annotations (or
+// Dense layout options) split layers over the mesh, on threads of one process, against one
+// device's training in float64 (parallel/partitioner.h, models/src/spmd_step.cpp).
+#include <gtest/gtest.h>
+
+#include "devices.h"
+#include "dp_models.h"
+#include "meshflow/core/sharding.h"
+#include "meshflow/meshflow.h"
+#include "meshflow/parallel/partitioner.h"
+#include "test_util.h"
+
+namespace mf = meshflow;
+using mf::DType;
+using mf::Replicated;
+using mf::Tensor;
+using mf_test::expect_no_errors;
+using mf_test::on_devices;
+
+// --- fit under a ShardedStrategy that splits tensors -----------------------------------------------
+
+namespace {
+
+std::shared_ptr<mf::Optimizer> adam(const std::string& clip) {
+  mf::optimizers::AdamOptions o;
+  o.learning_rate = 0.01;
+  if (clip == "clipnorm") o.clipnorm = 0.05;
+  if (clip == "global_clipnorm") o.global_clipnorm = 0.08;
+  return mf::optimizers::Adam(o);
+}
+
+// The MLP (16 -> 16 -> 3 units) trained with its middle layers split Megatron-style on `mesh`'s
+// threads (weights start different per rank: rank 0's win) and on one device: History, weights,
+// evaluate and predict must agree to float64 rounding on every rank.
+void expect_tensor_parallel_fit(const mf::Mesh& mesh, const std::string& clip) {
+  auto [x, y] = dp_test::data(37, {6}, 21);  // batches of 8 leave a last one of 5
+  auto [xv, yv] = dp_test::data(9, {6}, 22);
+  mf::FitOptions fo{.epochs = 3, .batch_size = 8, .verbose = 0, .shuffle = true, .seed = 3};
+  fo.validation_data = std::make_pair(mf::Tensors{xv}, mf::Tensors{yv});
+  auto compile = [&](mf::Model& m) {
+    m.compile({.optimizer = adam(clip), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+  };
+  auto reference = dp_test::mlp();
+  dp_test::set_known_weights(*reference, x, 0.0);
+  compile(*reference);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  auto er = reference->evaluate({xv}, {yv}, {.verbose = 0});
+  Tensor pr = reference->predict({xv}, {.verbose = 0})[0];
+
+  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mesh);
+    auto scope = s.scope();
+    auto m = dp_test::mlp();
+    compile(*m);
+    dp_test::set_known_weights(*m, x, 0.03 * r);
+    auto w = m->weights();  // kernel and bias of each of the three layers
+    s.annotate(w[0], {Replicated, "model"});
+    s.annotate(w[1], {"model"});
+    s.annotate(w[2], {"model", Replicated});
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+    auto e = m->evaluate({xv}, {yv}, {.verbose = 0});
+    for (const auto& [k, v] : er) EXPECT_NEAR(e[k], v, 1e-10) << k << " rank " << r;
+    EXPECT_TRUE(mf_test::tensors_near(m->predict({xv}, {.verbose = 0})[0], pr, 1e-10, 1e-10)) << "rank " << r;
+    const std::string explained = s.explain();
+    EXPECT_NE(explained.find("[R, model]"), std::string::npos) << explained;
+    EXPECT_NE(explained.find("all_reduce over model"), std::string::npos) << explained;
+  });
+  expect_no_errors(errors);
+}
+
+}  // namespace
+
+TEST(ShardedStrategyTensorParallel, FitMatchesOneDeviceOnAModelAxis) { expect_tensor_parallel_fit(mf::Mesh({{"model", 2}}), ""); }
+
+TEST(ShardedStrategyTensorParallel, FitMatchesOneDeviceOnADataByModelMeshWithClipping) {
+  expect_tensor_parallel_fit(mf::Mesh({{"data", 2}, {"model", 2}}), "global_clipnorm");
+  expect_tensor_parallel_fit(mf::Mesh({{"model", 2}}), "clipnorm");
+}
+
+// The real MultiHeadAttention layer (causal, 4 heads) with its heads split over "model": q, k and
+// v kernels by heads, the output projection by its head rows (Megatron attention: one all-reduce
+// forward), followed by pooling and a softmax classifier; fit equals one device's.
+std::shared_ptr<mf::Model> attention_classifier() {
+  namespace L = mf::layers;
+  auto in = mf::Input({5, 8}, {.dtype = DType::F64});
+  auto a = L::MultiHeadAttention(4, 3, {.use_causal_mask = true, .name = "mha", .dtype = DType::F64})(mf::Tensors{in, in})[0];
+  auto pooled = L::GlobalAveragePooling1D({.dtype = DType::F64})(a);
+  auto out = L::Dense(3, {.activation = "softmax", .dtype = DType::F64})(pooled);
+  return std::make_shared<mf::Model>(mf::Tensors{in}, mf::Tensors{out});
+}
+
+TEST(ShardedStrategyTensorParallel, MultiHeadAttentionHeadsSplitFitMatchesOneDevice) {
+  auto [x, y] = dp_test::data(23, {5, 8}, 31);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = attention_classifier();
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  auto errors = on_devices(2, [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mf::Mesh({{"model", 2}}));
+    auto scope = s.scope();
+    auto m = attention_classifier();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}});
+    dp_test::set_known_weights(*m, x, 0.0);
+    for (const auto& w : m->weights()) {
+      const std::string& n = w.name();
+      if (n.find("mha/") != 0) continue;
+      if (n.ends_with("attention_output/kernel")) s.annotate(w, {"model", Replicated, Replicated});
+      else if (n.ends_with("/kernel")) s.annotate(w, {Replicated, "model", Replicated});
+      else if (!n.ends_with("attention_output/bias")) s.annotate(w, {"model", Replicated});
+    }
+    EXPECT_EQ(s.annotations().size(), 7u);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+    int forward = 0;
+    for (const auto& c : s.program()->collectives(r)) forward += !c.backward && c.axis == "model";
+    EXPECT_EQ(forward, 1) << s.explain();
+  });
+  expect_no_errors(errors);
+}
+
+// Layouts given as layer options (Dense's kernel_layout/bias_layout) instead of annotate().
+std::shared_ptr<mf::Model> megatron_dense_mlp() {
+  namespace L = mf::layers;
+  return std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      L::Dense(16, {.activation = "relu", .dtype = DType::F64, .kernel_layout = mf::layout({Replicated, "model"}),
+                    .bias_layout = mf::layout({"model"})}),
+      L::Dense(8, {.activation = "relu", .dtype = DType::F64, .kernel_layout = mf::layout({"model", Replicated})}),
+      L::Dense(3, {.activation = "softmax", .dtype = DType::F64})});
+}
+
+TEST(ShardedStrategyTensorParallel, DenseLayoutOptionsMatchOneDevice) {
+  auto [x, y] = dp_test::data(29, {6}, 33);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = megatron_dense_mlp();  // outside a strategy the layouts change nothing
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  auto errors = on_devices(2, [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mf::Mesh({{"model", 2}}));
+    auto scope = s.scope();
+    auto m = megatron_dense_mlp();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+    dp_test::set_known_weights(*m, x, 0.0);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+    EXPECT_EQ(mf::sharding::str(s.program()->layout_of(m->weights()[0])), "[R, model]");
+    EXPECT_EQ(mf::sharding::str(s.program()->layout_of(m->weights()[2])), "[model, R]");
+  });
+  expect_no_errors(errors);
+}
+
+TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
+  mf::distributed::LocalGroup group(2);
+  mf::ShardedStrategy s(group.communicator(0), mf::Mesh({{"model", 2}}));
+  Tensor w = mf::zeros({4, 6}, {.dtype = DType::F64});
+  w.set_name("dense/kernel");
+  EXPECT_MF_ERROR(s.annotate(w, {Replicated, "data"}), "mesh axis 'data' is not in the mesh", "'dense/kernel'",
+                  "[R, data]", "Mesh(model=2)");
+  EXPECT_MF_ERROR(s.annotate(w, {"model"}), "layout has 1 dimensions but the tensor has 2", "'dense/kernel'");
+  EXPECT_MF_ERROR(s.explain(), "no training step has been partitioned yet");
+  // ZeRO does not combine with tensor parallelism: refused, and nothing is recorded.
+  mf::ShardedStrategy zero(group.communicator(0), mf::Mesh({{"data", 2}}), {.zero_stage = 2});
+  EXPECT_MF_ERROR(zero.annotate(w, {Replicated, "data"}), "'dense/kernel'", "zero_stage 2", "do not combine");
+  EXPECT_TRUE(zero.annotations().empty());
+  EXPECT_FALSE(zero.partitioned());
+}
