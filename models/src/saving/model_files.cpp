@@ -16,6 +16,7 @@
 #include "meshflow/parallel/strategy.h"  // the version stamped into config.json
 #include "saving/files.h"
 #include "saving/model_config.h"
+#include "saving/shards.h"
 #include "saving/weights_match.h"
 
 namespace meshflow {
@@ -29,25 +30,19 @@ std::string save_id() {
   return buf;
 }
 
-// A file of a save whose id differs from config.json's: the folder was replaced while it was read.
-void check_save_id(const Json& meta, const std::string& want, const std::string& path) {
-  if (want.empty()) return;  // saved before save ids existed
-  MF_CHECK(meta.value("save_id", "") == want, "'", path, "' belongs to another save than config.json (save id ",
-           meta.value("save_id", "none"), " vs ", want, "); the folder was replaced while it was read: load again");
-}
-
 }  // namespace
 
 // Note [Saves under a strategy]
 // Under a strategy of several processes every rank calls save_model with the same folder (as
 // Keras asks of every worker), and they write one save between them: rank 0 makes the staging
-// folder and tells the others where it is; when the optimizer holds slices of the weights (ZeRO),
-// each rank writes its own slices there as optimizer-RRRRR-of-NNNNN.safetensors, so no rank ever
-// holds the whole optimizer state; once every rank has reported (a failed rank is named to all),
+// folder and tells the others where it is. When the optimizer holds pieces of the slots (ZeRO:
+// runs of the flattened weights; tensor parallelism over processes: boxes of them), each rank
+// writes the pieces no lower rank holds as optimizer-RRRRR-of-NNNNN.safetensors, so no rank ever
+// holds the whole optimizer state. Once every rank has reported (a failed rank is named to all),
 // rank 0 writes config.json, model.safetensors and the index optimizer.index.json (each slot's
-// global shape and which file holds which elements) last, publishes the folder, and the ranks
-// leave together. load_model reassembles each slot from the index, so a save made on N ranks
-// loads on one process, or on any number of ranks, where the slots are sliced again.
+// global shape and which file holds which piece) last, publishes the folder, and the ranks leave
+// together. load_model reassembles each slot from the index, so a save made on one mesh loads on
+// one process, or on any other mesh or strategy, where the slots are cut again.
 namespace {
 
 constexpr const char* kOptimizerIndex = "optimizer.index.json";
@@ -133,23 +128,34 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
                 {"config", opt ? opt->get_config().dump() : ""},
                 {"save_id", id}};
 
-  // Slots whole on every rank (tensor parallelism gathers its parts here: a collective).
+  // Pieces: under ZeRO each rank holds runs of the flattened slots; under tensor parallelism over
+  // several processes, boxes of them. Either way each piece is written once, by the first rank
+  // holding it, and nothing is gathered. Otherwise the slots are saved whole by rank 0.
+  bool parted = false;
+  for (const auto& e : entries) parted = parted || e.var.is_part();
+  const bool pieces = sliced || (parted && comm);
   std::vector<std::pair<std::string, Tensor>> whole_state;
-  if (opt && !sliced) whole_state = saving::optimizer_state(model, *opt);
-  // ZeRO: every rank writes its slices; rank 0 learns where each slice lies.
-  std::vector<int64_t> layout;  // per entry: offset, count (this rank's)
-  if (sliced) {
-    std::vector<std::pair<std::string, Tensor>> mine;
-    Json where = Json::object();
-    for (const auto& e : entries) {
-      const int64_t offset = e.var.is_slice() ? e.var.slice_offset() : 0;
-      layout.push_back(offset);
-      layout.push_back(e.value.numel());
-      mine.emplace_back(e.key, e.value.reshape({e.value.numel()}));
-    }
+  if (opt && !pieces) whole_state = saving::optimizer_state(model, *opt);
+  std::vector<size_t> dims, at;  // per entry: the piece's rank and where it starts in a rank's row
+  size_t row = 0;
+  for (const auto& e : entries) {
+    dims.push_back(sliced ? 1 : (e.var.is_part() ? e.var.whole_shape() : e.var.shape()).size());
+    at.push_back(row);
+    row += 2 * dims.back();
+  }
+  std::vector<int64_t> layout;  // this rank's row: per entry its piece's start then extent
+  if (pieces) {
     try {
-      write_safetensors((fs::path(staging) / shard_name(rank, ranks)).string(), mine,
-                        Json{{"format", "meshflow-optimizer-shard"}, {"save_id", id}});
+      for (const auto& e : entries) {
+        saving::Piece p;
+        if (sliced) p = {{e.var.is_slice() ? e.var.slice_offset() : 0}, {e.value.numel()}};
+        else if (e.var.is_part()) p = saving::part_piece(e.var);
+        else p = {std::vector<int64_t>(e.value.shape().size(), 0), e.value.shape()};
+        MF_CHECK(shape_numel(p.extent) == e.value.numel(), "optimizer slot '", e.key, "' holds ", e.value.numel(),
+                 " elements on this rank but its piece of the weight is ", shape_str(p.extent));
+        layout.insert(layout.end(), p.start.begin(), p.start.end());
+        layout.insert(layout.end(), p.extent.begin(), p.extent.end());
+      }
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -157,36 +163,62 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
   Tensor all_layout;
   if (comm) {
     check_every_rank(*comm, error, what);
-    if (sliced) {
+    if (pieces) {
       Tensor t = from_vector(layout, {static_cast<int64_t>(layout.size())}, {.dtype = DType::I64});
       comm->all_gather(t, all_layout);
     }
   } else if (!error.empty()) {
     MF_THROW(error);
-  } else if (sliced) {
+  } else if (pieces) {
     all_layout = from_vector(layout, {static_cast<int64_t>(layout.size())}, {.dtype = DType::I64});
   }
+  const std::vector<int64_t> lv = pieces ? all_layout.to_vector<int64_t>() : std::vector<int64_t>{};
+  auto piece_of = [&](int r, size_t i) {
+    const auto first = lv.begin() + static_cast<int64_t>(static_cast<size_t>(r) * row + at[i]);
+    const auto d = static_cast<int64_t>(dims[i]);
+    return saving::Piece{{first, first + d}, {first + d, first + 2 * d}};
+  };
+  // Rank r writes entry i when it holds a non-empty piece that no lower rank holds.
+  auto writes = [&](int r, size_t i) {
+    const saving::Piece p = piece_of(r, i);
+    if (shape_numel(p.extent) == 0) return false;
+    for (int q = 0; q < r; ++q)
+      if (piece_of(q, i) == p) return false;
+    return true;
+  };
+  if (pieces) {
+    std::vector<std::pair<std::string, Tensor>> mine;
+    for (size_t i = 0; i < entries.size(); ++i)
+      if (writes(rank, i))
+        mine.emplace_back(entries[i].key, sliced ? entries[i].value.reshape({entries[i].value.numel()})
+                                                 : entries[i].value.contiguous());
+    try {
+      if (!mine.empty())
+        write_safetensors((fs::path(staging) / shard_name(rank, ranks)).string(), mine,
+                          Json{{"format", "meshflow-optimizer-shard"}, {"save_id", id}});
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  if (comm) check_every_rank(*comm, error, what);
+  else if (!error.empty()) MF_THROW(error);
 
   if (chief) {
     try {
       write_file_atomic(staged->file("config.json"), config.dump(2) + "\n");
       write_safetensors(staged->file("model.safetensors"), saving::named_weights(model),
                         Json{{"format", "meshflow-weights"}, {"save_id", id}});
-      if (opt && !sliced) {
+      if (opt && !pieces) {
         write_safetensors(staged->file("optimizer.safetensors"), whole_state, opt_meta);
       } else if (opt) {
         // The index last: it names every shard, so a folder with an index has all of them.
-        auto lv = all_layout.to_vector<int64_t>();
-        const size_t k = entries.size();
         Json tensors = Json::object();
-        for (size_t i = 0; i < k; ++i) {
+        for (size_t i = 0; i < entries.size(); ++i) {
           const auto& e = entries[i];
-          const Shape shape = e.var.is_slice() ? e.var.whole_shape() : e.var.shape();
+          const Shape shape = e.var.is_slice() || e.var.is_part() ? e.var.whole_shape() : e.var.shape();
           Json shards = Json::array();
-          for (int r = 0; r < ranks; ++r) {
-            const int64_t offset = lv[static_cast<size_t>(r) * 2 * k + 2 * i], count = lv[static_cast<size_t>(r) * 2 * k + 2 * i + 1];
-            if (count) shards.push_back(Json{{"file", shard_name(r, ranks)}, {"offset", offset}, {"count", count}});
-          }
+          for (int r = 0; r < ranks; ++r)
+            if (writes(r, i)) shards.push_back(saving::piece_json(shard_name(r, ranks), piece_of(r, i), sliced));
           tensors[e.key] = Json{{"shape", shape}, {"dtype", dtype_name(e.value.dtype())}, {"shards", shards}};
         }
         Json index = opt_meta;
@@ -207,75 +239,6 @@ void save_model(const Model& model, const std::string& folder, bool include_opti
 
 namespace {
 
-// The whole slots of a sharded save (Note [Saves under a strategy]): each tensor assembled from
-// the shards its index names, which must tile it exactly.
-std::vector<std::pair<std::string, Tensor>> read_sharded_slots(const std::string& folder, const std::string& index_path,
-                                                              const std::string& save_id, Json* meta) {
-  namespace fs = std::filesystem;
-  Json index;
-  try {
-    index = Json::parse(saving::read_whole_file(index_path, "optimizer index"));
-  } catch (const Json::exception& e) {
-    MF_THROW("'", index_path, "' is not valid JSON: ", e.what());
-  }
-  MF_CHECK(index.is_object() && index.value("format", "") == "meshflow-optimizer-index" && index.contains("tensors") &&
-               index["tensors"].is_object(),
-           "'", index_path, "' is not a Meshflow optimizer index (format meshflow-optimizer-index with \"tensors\")");
-  check_save_id(index, save_id, index_path);
-  std::map<std::string, std::vector<std::pair<std::string, Tensor>>> files;  // shard file -> its tensors
-  std::vector<std::pair<std::string, Tensor>> out;
-  try {
-    for (const auto& [key, t] : index["tensors"].items()) {
-      const Shape shape = t.at("shape").get<Shape>();
-      for (int64_t d : shape) MF_CHECK(d >= 0, "'", index_path, "': tensor '", key, "' has a negative dimension");
-      const DType dtype = dtype_from_name(t.at("dtype").get<std::string>());
-      const int64_t numel = shape_numel(shape);
-      Tensor whole = zeros({numel}, {.dtype = dtype});
-      std::vector<std::pair<int64_t, int64_t>> spans;
-      for (const auto& sh : t.at("shards")) {
-        const std::string file = sh.at("file").get<std::string>();
-        const int64_t offset = sh.at("offset").get<int64_t>(), count = sh.at("count").get<int64_t>();
-        MF_CHECK(file.find('/') == std::string::npos && file.find("..") == std::string::npos, "'", index_path,
-                 "': tensor '", key, "' names the shard file '", file, "' outside the folder");
-        MF_CHECK(offset >= 0 && count >= 0 && offset + count <= numel, "'", index_path, "': tensor '", key, "' of shape ",
-                 shape_str(shape), " has a shard in '", file, "' holding elements [", offset, ", ", offset + count,
-                 ") of its ", numel);
-        auto it = files.find(file);
-        if (it == files.end()) {
-          const std::string path = (fs::path(folder) / file).string();
-          Json shard_meta;
-          auto tensors = read_safetensors(path, &shard_meta);
-          check_save_id(shard_meta, save_id, path);
-          it = files.emplace(file, std::move(tensors)).first;
-        }
-        auto found = std::find_if(it->second.begin(), it->second.end(), [&](const auto& e) { return e.first == key; });
-        MF_CHECK(found != it->second.end(), "'", index_path, "': tensor '", key, "' has a shard in '", file,
-                 "', which does not hold it");
-        MF_CHECK(found->second.numel() == count && found->second.dtype() == dtype, "'", index_path, "': tensor '", key,
-                 "' has ", count, " ", dtype_name(dtype), " elements in '", file, "', which holds ",
-                 found->second.numel(), " ", dtype_name(found->second.dtype()));
-        if (count) whole.slice(0, offset, offset + count).copy_(found->second.reshape({count}));
-        spans.emplace_back(offset, count);
-      }
-      std::sort(spans.begin(), spans.end());
-      int64_t covered = 0;
-      for (const auto& [o, c] : spans) {
-        MF_CHECK(o == covered, "'", index_path, "': the shards of tensor '", key, "' (shape ", shape_str(shape), ") ",
-                 o > covered ? "leave out" : "overlap at", " elements from ", std::min(o, covered),
-                 "; its shards must hold each element once");
-        covered += c;
-      }
-      MF_CHECK(covered == numel, "'", index_path, "': the shards of tensor '", key, "' (shape ", shape_str(shape),
-               ") hold ", covered, " of its ", numel, " elements");
-      out.emplace_back(key, whole.reshape(shape));
-    }
-  } catch (const Json::exception& e) {
-    MF_THROW("'", index_path, "': ", e.what());
-  }
-  *meta = index;
-  return out;
-}
-
 // Compiles a loaded model as it was saved and gives its optimizer the saved slots and step.
 void restore_training_state(Model& model, const Json& config, const std::string& folder,
                             const std::string& config_path) {
@@ -291,11 +254,11 @@ void restore_training_state(Model& model, const Json& config, const std::string&
   std::vector<std::pair<std::string, Tensor>> slots;
   if (fs::exists(fs::path(folder) / kOptimizerIndex)) {
     opt_path = (fs::path(folder) / kOptimizerIndex).string();
-    slots = read_sharded_slots(folder, opt_path, config.value("save_id", ""), &meta);
+    slots = saving::read_sharded_slots(folder, opt_path, config.value("save_id", ""), &meta);
   } else {
     if (!fs::exists(opt_path)) return;  // saved with include_optimizer = false: a fresh optimizer
     slots = read_safetensors(opt_path, &meta);
-    check_save_id(meta, config.value("save_id", ""), opt_path);
+    saving::check_save_id(meta, config.value("save_id", ""), opt_path);
   }
   auto opt = model.optimizer();
   MF_CHECK(meta.value("optimizer", "") == opt->name(), "'", opt_path, "' holds the state of optimizer '",
@@ -323,7 +286,7 @@ std::shared_ptr<Model> load_once(const std::string& folder, bool compile) {
   const std::string weights_path = (fs::path(folder) / "model.safetensors").string();
   Json meta;
   auto weights = read_safetensors(weights_path, &meta);
-  check_save_id(meta, config.value("save_id", ""), weights_path);
+  saving::check_save_id(meta, config.value("save_id", ""), weights_path);
   saving::assign_by_name(*model, weights, weights_path);
   if (compile && config.contains("compile_config")) restore_training_state(*model, config, folder, config_path);
   return model;
