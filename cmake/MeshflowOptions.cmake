@@ -39,3 +39,13 @@ if(MESHFLOW_BUILD_FUZZERS)
                       "$<$<COMPILE_LANGUAGE:C,CXX>:-fno-sanitize-recover=undefined;-fno-omit-frame-pointer>")
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# Tuner and interpretability (models/tuner, models/interpret): Eigen (Bayesian optimization, LIME,
+# kernel SHAP), libpng (heatmap PNGs) and Boost.Asio (the distributed tuner oracle).
+foreach(opt EIGEN PNG ASIO)
+  set(MESHFLOW_WITH_${opt} AUTO CACHE STRING "Build with ${opt}: AUTO, ON or OFF")
+  set_property(CACHE MESHFLOW_WITH_${opt} PROPERTY STRINGS ${_mf_choices})
+  if(NOT MESHFLOW_WITH_${opt} IN_LIST _mf_choices)
+    message(FATAL_ERROR "MESHFLOW_WITH_${opt}=${MESHFLOW_WITH_${opt}}: expected AUTO, ON or OFF")
+  endif()
+endforeach()
