@@ -1,6 +1,6 @@
 # The AUTO|ON|OFF options: AUTO uses a dependency when it is found, ON insists on it.
 set(_mf_choices AUTO ON OFF)
-foreach(opt CUDA MPI NCCL CUDNN DNNL YAMLCPP)
+foreach(opt CUDA MPI NCCL CUDNN DNNL YAMLCPP BEAST GRPC)
   set(MESHFLOW_WITH_${opt} AUTO CACHE STRING "Build with ${opt}: AUTO, ON or OFF")
   set_property(CACHE MESHFLOW_WITH_${opt} PROPERTY STRINGS ${_mf_choices})
   if(NOT MESHFLOW_WITH_${opt} IN_LIST _mf_choices)
