@@ -272,6 +272,41 @@ TEST(Partitioner, TransformerBlockHeadsSplitMatchesOneDevice) {
   check_equivalent(std::ref(block), {x, t}, block.weights(), block.megatron(), mf::Mesh({{"model", 4}}));
 }
 
+TEST(Partitioner, EmbeddingTableSplitByWidthMatchesOneDevice) {
+  // A token model: ids [batch, seq] -> embedding table [vocab, width] with its width over "model",
+  // then a row-parallel projection back to whole. Ids split over "data" keep their split in the
+  // output; the table's vocabulary stays whole (a device holding some rows would mask the others).
+  std::mt19937 rng(12);
+  Tensor table = weight({11, 8}, rng, "table"), w = weight({8, 5}, rng, "w");
+  auto fn = [&](const std::vector<Tensor>& xs) {
+    Tensor h = mf::tanh(mf::embedding(xs[0], table));  // [4, 3, 8]
+    Tensor y = mf::matmul(h, w);
+    Tensor d = y - xs[1];
+    return std::vector<Tensor>{mf::mean(d * d)};
+  };
+  Tensor ids = mf::from_vector(std::vector<int64_t>{3, 0, 10, 3, 7, 7, 1, 2, 9, 4, 10, 5}, {4, 3}, {.dtype = DType::I64});
+  Tensor t = randn({4, 3, 5}, rng);
+  const std::vector<std::pair<Tensor, Layout>> ann{{table, mf::layout({Replicated, "model"})},
+                                                   {w, mf::layout({"model", Replicated})}};
+  mf::SpmdOptions o;
+  o.inputs = {mf::layout({"data", Replicated}), mf::layout({"data", Replicated, Replicated})};
+  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
+  mf::SpmdProgram p(fn, {{{4, 3}, DType::I64}, {{4, 3, 5}, DType::F64}}, mesh, ann, o);
+  // Forward: the projection's pending sum over "model" and the loss's over "data"; nothing gathers
+  // the table. Backward: the table's and w's gradients summed over "data" (each device saw half
+  // the rows).
+  int forward = 0, gathers = 0;
+  for (const auto& c : p.collectives(0)) {
+    forward += !c.backward;
+    gathers += c.kind == mf::Collective::Kind::AllGather;
+  }
+  EXPECT_EQ(forward, 2) << p.explain();
+  EXPECT_EQ(gathers, 0) << p.explain();
+  check_equivalent(fn, {ids, t}, {table, w}, ann, mesh, o);
+  // A vocabulary split is brought whole before the lookup, and still equals one device.
+  check_equivalent(fn, {ids, t}, {table, w}, {{table, mf::layout({"model", Replicated})}}, mf::Mesh({{"model", 2}}));
+}
+
 TEST(Partitioner, SequenceSplitActivationsMatchOneDevice) {
   // x [batch, time, features] split over time: LayerNorm and the MLP run on each device's steps,
   // and only the loss's pending sum and the weights' gradients cross devices.
@@ -448,10 +483,9 @@ TEST(Partitioner, BadAnnotationsAreNamed) {
 }
 
 TEST(Partitioner, OpWithoutRuleIsNamed) {
-  // gather has no sharding rule: the program refuses it instead of gathering silently.
-  auto fn = [](const std::vector<Tensor>& xs) {
-    return std::vector<Tensor>{mf::gather(xs[0], mf::from_vector(std::vector<int64_t>{1, 0}, {2}), 0)};
-  };
+  // dropout has no sharding rule (each device would draw its own mask): the program refuses it
+  // instead of gathering silently.
+  auto fn = [](const std::vector<Tensor>& xs) { return std::vector<Tensor>{mf::dropout(xs[0], 0.5, true)}; };
   EXPECT_MF_ERROR(mf::SpmdProgram(fn, {{{4, 4}, DType::F64}}, mf::Mesh({{"model", 2}}), {}),
-                  "op gather has no sharding rule");
+                  "op dropout has no sharding rule");
 }

@@ -1,12 +1,15 @@
 // gather (numpy.take / tf.gather), gather_backward (the scatter-add that is its gradient) and
 // embedding (a gather of table rows, whose gradient is the same scatter-add): definitions,
 // backward and the public functions.
+#include <algorithm>
+
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/nn.h"
 #include "meshflow/core/ops/shape.h"
+#include "meshflow/core/sharding.h"
 
 namespace meshflow {
 namespace {
@@ -75,8 +78,45 @@ std::vector<Tensor> embedding_backward(const BackwardContext& ctx, const std::ve
   return {Tensor(), call_op1(scatter, {g[0], ids}, {{"axis", int64_t{0}}, {"x_shape", table.shape()}})};
 }
 
+// Sharding (Note [Sharding rules]) of gather and embedding: the gathered axis of the source (the
+// table's vocabulary) is whole on every device, since a device holding some rows would have to mask
+// the ids outside them; its other dimensions and the indices' dimensions keep their splits in the
+// output. An axis that splits both the source and the indices is kept by the source (the weight)
+// and the indices are gathered over it. The source's pending sum passes through (the op is linear
+// in it); indices are never partial.
+Layout drop_axes(Layout l, const std::vector<std::string>& taken) {
+  for (auto& d : l.dims)
+    std::erase_if(d.axes, [&](const std::string& a) { return std::find(taken.begin(), taken.end(), a) != taken.end(); });
+  l.partial_axes.clear();
+  return l;
+}
+
+ShardingDecision gather_like_sharding(const Layout& src_in, const Layout& idx_in, int64_t axis) {
+  Layout src = src_in;
+  src.dims[static_cast<size_t>(axis)].axes.clear();
+  const Layout idx = drop_axes(idx_in, sharding::axes_named(src));
+  Layout out;
+  out.dims.assign(src.dims.begin(), src.dims.begin() + axis);
+  out.dims.insert(out.dims.end(), idx.dims.begin(), idx.dims.end());
+  out.dims.insert(out.dims.end(), src.dims.begin() + axis + 1, src.dims.end());
+  out.partial_axes = src.partial_axes;
+  return {{src, idx}, {out}};
+}
+
+ShardingDecision gather_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
+  const int64_t axis = normalize_axis(a.i("axis"), static_cast<int64_t>(in[0].shape.size()), "gather");
+  return gather_like_sharding(l[0], l[1], axis);
+}
+
+ShardingDecision embedding_sharding(const std::vector<TensorMeta>&, const std::vector<Layout>& l, const Attrs&) {
+  ShardingDecision d = gather_like_sharding(l[1], l[0], 0);
+  std::swap(d.inputs[0], d.inputs[1]);  // (ids, table)
+  return d;
+}
+
 MF_STATIC_INIT {
   OpDef& gather_op = define_op("gather");
+  gather_op.sharding = gather_sharding;
   gather_op.infer = infer_gather;
   gather_op.backward = gather_backward;
   OpDef& scatter = define_op("gather_backward");
@@ -85,6 +125,7 @@ MF_STATIC_INIT {
   OpDef& e = define_op("embedding");
   e.infer = infer_embedding;
   e.backward = embedding_backward;
+  e.sharding = embedding_sharding;
 }
 
 }  // namespace
