@@ -154,10 +154,16 @@ void ModelManager::poll_model(const std::string& name) {
       std::cerr << "meshflow-serve: " << error << "\n";
     }
   }
-  // Unload the versions no longer wanted (their folder left, or a newer one took their place).
+  // Unload the versions no longer wanted (their folder left, or a newer one took their place). As
+  // TF Serving's availability-preserving policy: while no wanted version is available (the new one
+  // failed to load), a version whose folder is still there keeps serving.
   std::lock_guard<std::mutex> lock(mutex_);
+  bool wanted_available = false;
+  for (const auto& [v, ver] : models_.at(name).versions)
+    wanted_available |= want.count(v) && ver.status.state == VersionState::Available;
   for (auto& [v, ver] : models_.at(name).versions) {
     if (want.count(v) || ver.status.state != VersionState::Available) continue;
+    if (!wanted_available && present.count(v)) continue;
     retired_.push_back(std::move(ver.batcher));
     ver.batcher = nullptr;
     ver.status.state = VersionState::End;
