@@ -222,8 +222,8 @@ static Allocator& allocator_lookup(Device device) {
 Allocator& allocator_for(Device device) {
   // Allocators are never removed, so each thread remembers the last one it looked up: every
   // tensor allocation asks, and the lock plus map lookup cost as much as a tiny op's kernel.
-  thread_local Device last_device;
-  thread_local Allocator* last = nullptr;
+  [[gnu::tls_model("initial-exec")]] thread_local Device last_device;
+  [[gnu::tls_model("initial-exec")]] thread_local Allocator* last = nullptr;
   if (last && last_device == device) return *last;
   Allocator& found = allocator_lookup(device);
   last_device = device;

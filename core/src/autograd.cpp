@@ -12,7 +12,7 @@
 namespace meshflow {
 namespace {
 
-thread_local bool t_grad_enabled = true;
+[[gnu::tls_model("initial-exec")]] thread_local bool t_grad_enabled = true;
 std::atomic<uint64_t> g_next_sequence{1};
 
 struct OpNode final : Node {

@@ -219,7 +219,7 @@ Device::Device(const std::string& spec) {
 // decides where ops run; without one, call_op places an op by its inputs (Note [Mixed devices]),
 // so code that never opens a scope pays one thread-local read per op.
 namespace {
-thread_local const Device* t_current_device = nullptr;
+[[gnu::tls_model("initial-exec")]] thread_local const Device* t_current_device = nullptr;
 }
 
 DeviceScope::DeviceScope(Device device) : device_(device), outer_(t_current_device) {

@@ -9,7 +9,7 @@
 namespace meshflow {
 
 namespace {
-thread_local bool t_trace_weights = false;
+[[gnu::tls_model("initial-exec")]] thread_local bool t_trace_weights = false;
 }  // namespace
 
 std::atomic<int> TraceWeightsScope::open_scopes_{0};

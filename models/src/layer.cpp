@@ -100,7 +100,7 @@ std::map<std::string, LayerFactory>& layer_registry() {
   static std::map<std::string, LayerFactory> r;
   return r;
 }
-thread_local bool t_training = false;
+[[gnu::tls_model("initial-exec")]] thread_local bool t_training = false;  // Note [Hot thread-locals] (core/src/op.cpp)
 // The layers whose call() is running on this thread: a layer called inside another's call()
 // becomes its sub-layer.
 thread_local std::vector<Layer*> t_call_stack;
@@ -181,7 +181,7 @@ std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Js
 
 namespace detail {
 namespace {
-thread_local const Device* t_load_device = nullptr;
+[[gnu::tls_model("initial-exec")]] thread_local const Device* t_load_device = nullptr;
 }
 LoadDevice::LoadDevice(std::optional<Device> device) : device_(device.value_or(Device())), outer_(t_load_device) {
   if (device) t_load_device = &device_;

@@ -12,7 +12,7 @@
 namespace meshflow {
 namespace {
 
-thread_local Strategy* t_current = nullptr;
+[[gnu::tls_model("initial-exec")]] thread_local Strategy* t_current = nullptr;  // Note [Hot thread-locals] (core/src/op.cpp)
 
 }  // namespace
 
