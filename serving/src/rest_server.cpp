@@ -122,10 +122,13 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 struct RestServer::Impl {
-  Impl(RestApi& api, RestServerOptions o) : shared{api, o}, acceptor(ioc) {}
+  Impl(RestApi& api, RestServerOptions o) : shared{api, o}, acceptor(ioc), keep_running(ioc.get_executor()) {}
   asio::io_context ioc;
   Shared shared;
   tcp::acceptor acceptor;
+  // While a request waits in a batcher no operation is pending on the context; without this guard
+  // run() would return (when draining closed the acceptor) and the answer would never be written.
+  asio::executor_work_guard<asio::io_context::executor_type> keep_running;
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<Session>> sessions;
   std::vector<std::thread> threads;
@@ -152,6 +155,7 @@ struct RestServer::Impl {
   void stop_threads() {
     if (stopped) return;
     stopped = true;
+    keep_running.reset();
     ioc.stop();
     for (auto& t : threads)
       if (t.joinable()) t.join();

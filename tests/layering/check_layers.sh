@@ -21,5 +21,6 @@ check distributed parallel models serving launcher meshflow
 check parallel models serving launcher meshflow
 check models serving launcher
 check launcher parallel models serving  # meshflow-run needs only core and distributed
-if [ $status -eq 0 ]; then echo "layering: ok (core <- distributed <- parallel <- models)"; fi
+check serving distributed parallel launcher meshflow  # the server: core and models only
+if [ $status -eq 0 ]; then echo "layering: ok (core <- distributed <- parallel <- models <- serving)"; fi
 exit $status
