@@ -55,7 +55,7 @@ struct OracleOptions {
 
 // The base oracle: trials, the space, persistence and the best trials. Subclasses say what the
 // next trial's values are (populate_space). Thread-safe: the distributed oracle's server calls it
-// from its threads.
+// from its threads. The public calls are virtual so a RemoteOracle can forward them to a chief.
 class Oracle {
  public:
   explicit Oracle(OracleOptions options);
@@ -64,25 +64,27 @@ class Oracle {
   Oracle& operator=(const Oracle&) = delete;
 
   // The space as known so far; update_space adds parameters a build declared.
-  void update_space(const HyperParameters& hp);
-  HyperParameters space() const;
+  virtual void update_space(const HyperParameters& hp);
+  virtual HyperParameters space() const;
   // A new trial for `worker`: a trial left running by an interrupted search first (same id and
   // values), else the subclass's next values. Status Stopped when the search is over.
-  Trial create_trial(const std::string& worker);
+  virtual Trial create_trial(const std::string& worker);
   // Records the trial's result; score is required for Completed.
-  void end_trial(const Trial& trial);
-  std::vector<Trial> get_best_trials(int n) const;
-  std::vector<Trial> trials() const;  // in id order
-  std::optional<Trial> trial(const std::string& id) const;
+  virtual void end_trial(const Trial& trial);
+  virtual std::vector<Trial> get_best_trials(int n) const;
+  virtual std::vector<Trial> trials() const;  // in id order
+  virtual std::optional<Trial> trial(const std::string& id) const;
   const Objective& objective() const { return o_.objective; }
   int max_trials() const { return o_.max_trials; }
   void set_max_trials(int n);
 
   // Persistence: state in dir/oracle.json and dir/trial_<id>/trial.json. attach() reads what is
   // there (a resumed search) or starts empty; every change is then written at once, atomically.
-  void attach(const std::string& project_dir, bool overwrite);
+  virtual void attach(const std::string& project_dir, bool overwrite);
   const std::string& project_dir() const { return dir_; }
   std::string trial_dir(const std::string& id) const;
+  // The RemoteOracle (distributed.h) takes the chief's folder as its own.
+  void set_project_dir(const std::string& dir) { dir_ = dir; }
 
  protected:
   struct Next {
