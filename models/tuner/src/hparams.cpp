@@ -80,6 +80,15 @@ void write_hparams(const std::string& log_dir, const Trial& trial, const HyperPa
   MF_CHECK(!log_dir.empty(), "write_hparams: the log folder name is empty");
   MF_CHECK(!trial.trial_id.empty(), "write_hparams: the trial has no id");
   {
+    // One experiment at the top: the one written for the previous trial (whose space may have
+    // been smaller) is replaced.
+    std::filesystem::create_directories(log_dir);
+    for (const auto& e : std::filesystem::directory_iterator(log_dir)) {
+      std::string name = e.path().filename().string();
+      if (e.is_regular_file() && name.rfind("events.out.tfevents.", 0) == 0 && name.size() > 9 &&
+          name.substr(name.size() - 9) == ".meshflow")
+        std::filesystem::remove(e.path());
+    }
     tbevents::EventFile root(log_dir);
     root.write_summary(tbevents::summary_of({tbevents::plugin_value(
                            "_hparams_/experiment", "hparams", hparams_experiment_bytes(space, objective))}),
