@@ -48,6 +48,8 @@ struct Writer {
     } else if (leaf.is_number_integer() || leaf.is_number_unsigned()) {
       if (dtype == DType::Bool) bad("input '" + *input + "'" + where + ": got a number, expected true or false");
       v = leaf.is_number_unsigned() ? static_cast<double>(leaf.get<uint64_t>()) : static_cast<double>(leaf.get<int64_t>());
+      if (dtype == DType::I64 && leaf.is_number_unsigned() && leaf.get<uint64_t>() > uint64_t{INT64_MAX})
+        bad("input '" + *input + "'" + where + ": " + leaf.dump() + " does not fit in int64");
       if (dtype == DType::I32 && (v < -2147483648.0 || v > 2147483647.0))
         bad("input '" + *input + "'" + where + ": " + leaf.dump() + " does not fit in int32");
     } else if (leaf.is_number_float()) {
