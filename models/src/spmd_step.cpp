@@ -98,7 +98,15 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
       for (const auto& [w, l] : annotations) annotated = annotated || w.is_same(v);
       if (!annotated) annotations.emplace_back(v, *v.layout());
     }
-    program = std::make_shared<SpmdProgram>(fn, specs, mesh, annotations, options);
+    auto made = std::make_shared<SpmdProgram>(fn, specs, mesh, annotations, options);
+    // Batch normalization updates its moving statistics outside the traced ops, so the split step
+    // would train it but leave them stale for evaluate and predict: refused, not run silently wrong.
+    for (const auto& node : made->graph().nodes())
+      MF_CHECK(!node.op || node.op->name != "batch_norm_train", "ShardedStrategy: layer '", node.scope, "' of model '",
+               name(), "' normalizes batches in training (BatchNormalization); the tensor-parallel step does not ",
+               "update its moving statistics yet, so evaluate and predict would use stale ones. Train it under a ",
+               "data-parallel strategy, or use LayerNormalization");
+    program = made;
     if (!st.first) {
       program->bind(s.process_communicator());
       st.first = program;

@@ -138,7 +138,10 @@ SpmdProgram::SpmdProgram(const Fn& fn, std::vector<TensorMeta> input_specs, Mesh
       current.push_back(layouts_[static_cast<size_t>(v)]);
       grad = grad || m.requires_grad[static_cast<size_t>(v)];
     }
-    ShardingDecision d = rule(metas, current, node.attrs);
+    // Rules that must know whether a split divides evenly read the axes' sizes (Note [reshape sharding]).
+    Attrs rule_attrs = node.attrs;
+    for (const auto& axis : mesh_.axes()) rule_attrs.set("mesh_axis_size:" + axis.name, static_cast<int64_t>(axis.size));
+    ShardingDecision d = rule(metas, current, rule_attrs);
     const std::string where = describe(graph_, static_cast<int>(n));
     MF_CHECK(d.inputs.size() == node.inputs.size() && d.outputs.size() == node.outputs.size(), "sharding rule of ",
              node.op->name, " returned ", d.inputs.size(), " input and ", d.outputs.size(), " output layouts for ",

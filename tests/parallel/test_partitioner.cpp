@@ -194,6 +194,15 @@ TEST(Partitioner, RulesChooseTheCheaperConversion) {
   auto rs = mf::get_op("reshape").sharding({{{8, 12}, DType::F64}}, {mf::layout({Replicated, "model"})},
                                            {{"shape", std::vector<int64_t>{8, 3, 4}}});
   EXPECT_EQ(mf::sharding::str(rs.outputs[0]), "[R, model, R]");
+  // Merging a split dimension with others carries the split only when it divides evenly by its
+  // axes (the partitioner passes their sizes): 6 rows over 2 do, 5 rows over 2 are gathered first.
+  auto merge = [](int64_t rows) {
+    return mf::get_op("reshape").sharding({{{rows, 4}, DType::F64}}, {mf::layout({"data", Replicated})},
+                                          {{"shape", std::vector<int64_t>{rows * 4}}, {"mesh_axis_size:data", int64_t{2}}});
+  };
+  EXPECT_EQ(mf::sharding::str(merge(6).outputs[0]), "[data]");
+  EXPECT_EQ(mf::sharding::str(merge(5).inputs[0]), "[R, R]");
+  EXPECT_EQ(mf::sharding::str(merge(5).outputs[0]), "[R]");
 }
 
 // --- Equivalence with one device (float64) --------------------------------------------------------
@@ -305,6 +314,59 @@ TEST(Partitioner, EmbeddingTableSplitByWidthMatchesOneDevice) {
   check_equivalent(fn, {ids, t}, {table, w}, ann, mesh, o);
   // A vocabulary split is brought whole before the lookup, and still equals one device.
   check_equivalent(fn, {ids, t}, {table, w}, {{table, mf::layout({"model", Replicated})}}, mf::Mesh({{"model", 2}}));
+}
+
+TEST(Partitioner, ConvolutionChannelsSplitMatchOneDevice) {
+  // Megatron for convolutions: the first kernel's output channels over "model" (column-parallel),
+  // pooling and ReLU per channel, the second kernel's input channels over "model" (row-parallel,
+  // a pending sum), images over "data". Forward: the second convolution's sum over "model" and the
+  // loss's over "data"; nothing is gathered.
+  std::mt19937 rng(13);
+  Tensor k1 = weight({3, 3, 2, 6}, rng, "k1"), k2 = weight({2, 2, 6, 3}, rng, "k2");
+  auto fn = [&](const std::vector<Tensor>& xs) {
+    Tensor h = mf::max_pool2d(mf::relu(mf::conv2d(xs[0], k1, {.padding = "same"})));  // [5, 3, 3, 6]
+    Tensor y = mf::avg_pool2d(mf::conv2d(h, k2), {.pool_size = {2, 2}});               // [5, 1, 1, 3]
+    Tensor d = y - xs[1];
+    return std::vector<Tensor>{mf::mean(d * d)};
+  };
+  Tensor x = randn({5, 6, 6, 2}, rng), t = randn({5, 1, 1, 3}, rng);
+  const std::vector<std::pair<Tensor, Layout>> ann{{k1, mf::layout({Replicated, Replicated, Replicated, "model"})},
+                                                   {k2, mf::layout({Replicated, Replicated, "model", Replicated})}};
+  mf::SpmdOptions o;
+  o.inputs = {mf::layout({"data", Replicated, Replicated, Replicated}),
+              mf::layout({"data", Replicated, Replicated, Replicated})};
+  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
+  mf::SpmdProgram p(fn, {{x.shape(), DType::F64}, {t.shape(), DType::F64}}, mesh, ann, o);
+  int forward = 0, gathers = 0;
+  for (const auto& c : p.collectives(0)) {
+    forward += !c.backward;
+    gathers += c.kind == mf::Collective::Kind::AllGather;
+  }
+  EXPECT_EQ(forward, 2) << p.explain();
+  EXPECT_EQ(gathers, 0) << p.explain();
+  check_equivalent(fn, {x, t}, {k1, k2}, ann, mesh, o);
+}
+
+TEST(Partitioner, BatchNormChannelsSplitAndRowsWholeMatchOneDevice) {
+  // Training batch norm over x [M, C]: channels over "model" with gamma and beta alike; rows split
+  // over "data" are gathered first (the statistics are over every row), and the result equals one
+  // device (synchronized batch norm).
+  std::mt19937 rng(14);
+  Tensor w = weight({4, 6}, rng, "w"), gamma = weight({6}, rng, "gamma"), beta = weight({6}, rng, "beta");
+  Tensor running_mean = mf::zeros({6}, {.dtype = DType::F64}), running_var = mf::ones({6}, {.dtype = DType::F64});
+  auto fn = [&](const std::vector<Tensor>& xs) {
+    Tensor h = mf::matmul(xs[0], w);
+    Tensor y = mf::batch_norm(h, gamma, beta, running_mean, running_var, true);
+    Tensor d = y - xs[1];
+    return std::vector<Tensor>{mf::mean(d * d)};
+  };
+  Tensor x = randn({7, 4}, rng), t = randn({7, 6}, rng);
+  const std::vector<std::pair<Tensor, Layout>> ann{{w, mf::layout({Replicated, "model"})},
+                                                   {gamma, mf::layout({"model"})},
+                                                   {beta, mf::layout({"model"})}};
+  mf::SpmdOptions o;
+  o.inputs = {mf::layout({"data", Replicated}), mf::layout({"data", Replicated})};
+  check_equivalent(fn, {x, t}, {w, gamma, beta}, ann, mf::Mesh({{"data", 2}, {"model", 2}}), o);
 }
 
 TEST(Partitioner, SequenceSplitActivationsMatchOneDevice) {

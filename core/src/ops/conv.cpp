@@ -1,5 +1,6 @@
 // conv2d and conv1d (NHWC / NWC, weights [k..., in/groups, out]): argument checks, Keras padding,
 // shape inference, and backward through the conv2d_grad_input / conv2d_grad_weight ops.
+#include <algorithm>
 #include <atomic>
 
 #include "internal/window.h"
@@ -9,6 +10,7 @@
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/conv.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "meshflow/core/sharding.h"
 
 namespace meshflow {
 
@@ -62,9 +64,45 @@ std::vector<Tensor> conv2d_backward(const BackwardContext& c, const std::vector<
   return {dx, dw};
 }
 
+// Sharding (Note [Sharding rules]) of conv2d, x [N, H, W, C_in] and w [KH, KW, C_in/groups, C_out]:
+// rows (N) keep their split; the output channels follow the kernel's C_out split (column-parallel);
+// input channels split alike on x and w give a pending sum over those axes (row-parallel, as
+// matmul's k). H and W are whole (a split image would need its neighbours' edge rows), and so are
+// the kernel's window dimensions. Where x and w split C_in differently, the whole operand is cut to
+// the other's split (free), else both are made whole. Grouped convolutions keep only the row split.
+// Inputs' pending sums are completed first.
+std::vector<std::string> minus(const std::vector<std::string>& a, const std::vector<std::string>& taken) {
+  std::vector<std::string> out;
+  for (const auto& x : a)
+    if (std::find(taken.begin(), taken.end(), x) == taken.end()) out.push_back(x);
+  return out;
+}
+
+ShardingDecision conv2d_sharding(const std::vector<TensorMeta>&, const std::vector<Layout>& l, const Attrs& a) {
+  const Layout x = sharding::without_partial(l[0]), w = sharding::without_partial(l[1]);
+  const bool grouped = a.i("groups") != 1;
+  std::vector<std::string> cin;
+  const auto &xc = x.dims[3].axes, &wc = w.dims[2].axes;
+  if (!grouped) cin = xc == wc || wc.empty() ? xc : (xc.empty() ? wc : std::vector<std::string>{});
+  const std::vector<std::string> cout = grouped ? std::vector<std::string>{} : minus(w.dims[3].axes, cin);
+  std::vector<std::string> used = cin;
+  used.insert(used.end(), cout.begin(), cout.end());
+  const std::vector<std::string> rows = minus(x.dims[0].axes, used);
+  Layout xin = sharding::replicated(4), win = sharding::replicated(4), out = sharding::replicated(4);
+  xin.dims[0].axes = rows;
+  xin.dims[3].axes = cin;
+  win.dims[2].axes = cin;
+  win.dims[3].axes = cout;
+  out.dims[0].axes = rows;
+  out.dims[3].axes = cout;
+  out.partial_axes = cin;
+  return {{xin, win}, {out}};
+}
+
 MF_STATIC_INIT {
   OpDef& d = define_op("conv2d");
   d.infer = infer_conv2d;
+  d.sharding = conv2d_sharding;
   d.backward = conv2d_backward;
   define_op("conv2d_grad_input").infer = infer_grad_input;
   define_op("conv2d_grad_weight").infer = infer_grad_weight;

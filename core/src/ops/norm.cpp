@@ -1,4 +1,5 @@
 // layer_norm and batch_norm: definitions, shape checks, running-statistics updates and backward.
+#include <algorithm>
 #include <string>
 
 #include "meshflow/core/op_list.h"
@@ -125,6 +126,25 @@ ShardingDecision layer_norm_sharding(const std::vector<TensorMeta>& in, const st
   return r;
 }
 
+// Batch normalization over x [M, C] (the layer flattens the other dimensions into M): channels
+// keep their split, with gamma, beta and the statistics split alike. Training normalizes over all
+// M rows, so they are whole (a split would need the statistics summed over it: synchronized batch
+// norm); inference is per row and keeps the rows' split. Nothing passes a pending sum.
+template <bool Train>
+ShardingDecision batch_norm_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs&) {
+  Layout x = sharding::without_partial(l[0]);
+  if (Train) x.dims[0].axes.clear();
+  std::erase_if(x.dims[0].axes, [&](const std::string& a) {
+    return std::find(x.dims[1].axes.begin(), x.dims[1].axes.end(), a) != x.dims[1].axes.end();
+  });
+  Layout channel = sharding::replicated(1);
+  channel.dims[0] = x.dims[1];
+  ShardingDecision r{{x}, {x}};
+  for (size_t k = 1; k < in.size(); ++k) r.inputs.push_back(channel);
+  for (int k = 0; k < (Train ? 3 : 1); ++k) r.outputs.push_back(channel);
+  return r;
+}
+
 MF_STATIC_INIT {
   OpDef& l = define_op("layer_norm");
   l.infer = infer_layer_norm;
@@ -134,11 +154,13 @@ MF_STATIC_INIT {
   define_op("layer_norm_backward").infer = infer_layer_norm_backward;
   OpDef& t = define_op("batch_norm_train");
   t.infer = infer_batch_norm_train;
+  t.sharding = batch_norm_sharding<true>;
   t.backward = batch_norm_train_backward;
   t.save_outputs = true;
   define_op("batch_norm_backward").infer = infer_batch_norm_backward;
   OpDef& i = define_op("batch_norm_infer");
   i.infer = infer_batch_norm_infer;
+  i.sharding = batch_norm_sharding<false>;
   i.backward = batch_norm_infer_backward;
   i.save_outputs = true;
 }

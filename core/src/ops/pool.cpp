@@ -5,6 +5,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
+#include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/conv.h"
 #include "meshflow/core/ops/elementwise.h"
 
@@ -40,12 +41,22 @@ std::vector<Tensor> avg_pool_backward(const BackwardContext& c, const std::vecto
   return {call_op1(grad, {g[0].contiguous()}, a.set("input_shape", c.inputs[0].shape()))};
 }
 
+// Sharding: NHWC pooling keeps the rows' and the channels' splits; H and W are whole (a window
+// may cross a split). Average pooling is linear, so a pending sum passes; max pooling's does not.
+template <bool Linear>
+ShardingDecision pool_sharding(const std::vector<TensorMeta>&, const std::vector<Layout>& l, const Attrs&) {
+  Layout x = sharding::replicate_dims(Linear ? l[0] : sharding::without_partial(l[0]), {1, 2});
+  return {{x}, {x}};
+}
+
 MF_STATIC_INIT {
   OpDef& mx = define_op("max_pool2d");
   mx.infer = infer_pool;
+  mx.sharding = pool_sharding<false>;
   mx.backward = max_pool_backward;
   OpDef& av = define_op("avg_pool2d");
   av.infer = infer_pool;
+  av.sharding = pool_sharding<true>;
   av.backward = avg_pool_backward;
   define_op("max_pool2d_grad").infer = infer_pool_grad;
   define_op("avg_pool2d_grad").infer = infer_pool_grad;

@@ -192,8 +192,20 @@ std::vector<Tensor> expand_backward(const BackwardContext& ctx, const std::vecto
 // its split; a dimension split into several ([B, T, H*D] -> [B, T, H, D]) hands its split to the
 // first new dimension of size > 1; several merged into one keep the split of the first when only
 // it is split. The partitioned reshape then works on local chunks, which correspond only when the
-// split sizes divide evenly: the partitioner checks each local shape and names the reshape when they
-// do not. Any other split in a group is gathered first.
+// split sizes divide evenly. The partitioner hands rules each mesh axis's size as the attribute
+// "mesh_axis_size:NAME", so a merge or split whose carried dimension does not divide by its axes
+// (5 images over 2 ranks flattened with their pixels) is gathered first instead; a rule called
+// without sizes assumes they divide. Any other split in a group is gathered first.
+bool divides(const Attrs& a, int64_t size, const std::vector<std::string>& axes) {
+  int64_t parts = 1;
+  for (const auto& axis : axes) {
+    const std::string key = "mesh_axis_size:" + axis;
+    if (!a.has(key)) return true;
+    parts *= a.i(key);
+  }
+  return size % parts == 0;
+}
+
 ShardingDecision reshape_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& a) {
   const Shape& s = in[0].shape;
   const Shape t = resolve_reshape(s, a.ints("shape"));
@@ -222,7 +234,10 @@ ShardingDecision reshape_sharding(const std::vector<TensorMeta>& in, const std::
     size_t big_in = 0, big_out = 0;
     for (size_t k = i0; k < i; ++k) big_in += s[k] != 1;
     for (size_t k = j0; k < j; ++k) big_out += t[k] != 1;
-    if (split.size() == 1 && split[0] == first_in && first_out < j && (big_in == 1 || big_out == 1)) {
+    const bool even = big_in == 1 && big_out == 1 ? true
+                      : big_in > 1 ? divides(a, s[first_in], l[0].dims[first_in].axes)
+                                   : first_out < j && divides(a, t[first_out], l[0].dims[first_in].axes);
+    if (split.size() == 1 && split[0] == first_in && first_out < j && (big_in == 1 || big_out == 1) && even) {
       out.dims[first_out] = l[0].dims[first_in];
     } else {
       for (size_t k = i0; k < i; ++k) need.dims[k].axes.clear();
