@@ -28,25 +28,28 @@ using namespace meshflow::tuner;
 
 namespace {
 
-// Kills this process at its first epoch end, once both other workers are running trials too (so
-// the three run at once and the kill lands in the middle of a trial).
-class Die : public mf::Callback {
+// At its first epoch end a worker waits until all three workers hold trials (so they run at once),
+// then carries on, or kills itself in the middle of its trial when `die`.
+class Rendezvous : public mf::Callback {
  public:
-  explicit Die(std::shared_ptr<RemoteOracle> oracle) : oracle_(std::move(oracle)) {}
+  Rendezvous(std::shared_ptr<RemoteOracle> oracle, bool die) : oracle_(std::move(oracle)), die_(die) {}
   void on_epoch_end(int, mf::Logs&) override {
+    if (met_) return;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
-      std::set<std::string> others;
-      for (const auto& t : oracle_->trials())
-        if (t.worker != "w2") others.insert(t.worker);
-      if (others.size() >= 2) break;
+      std::set<std::string> workers;
+      for (const auto& t : oracle_->trials()) workers.insert(t.worker);
+      if (workers.size() >= 3) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    ::raise(SIGKILL);
+    met_ = true;
+    if (die_) ::raise(SIGKILL);
   }
 
  private:
   std::shared_ptr<RemoteOracle> oracle_;
+  bool die_;
+  bool met_ = false;
 };
 
 pid_t spawn_worker(const std::string& id, uint16_t port, bool die) {
@@ -97,7 +100,7 @@ std::map<pid_t, int> reap(const std::vector<pid_t>& pids, std::chrono::seconds l
 TEST(Distributed, Worker) {
   const char* id = std::getenv("MF_TUNER_WORKER_ID");
   const char* port = std::getenv("MF_TUNER_WORKER_PORT");
-  if (!id || !port) GTEST_SKIP() << "runs only as a worker of Distributed.ThreeWorkersOneKilled";
+  if (!id || !port) GTEST_SKIP() << "runs only as a worker of the Distributed tests below";
   bool die = std::getenv("MF_TUNER_WORKER_DIE") != nullptr;
   mf::Generator g(3);
   mf::Tensor x = mf::rand({256, 4}, {}, &g);
@@ -107,8 +110,6 @@ TEST(Distributed, Worker) {
       [](HyperParameters& hp) {
         int64_t units = hp.Int("units", 1, 16);
         double lr = hp.Float("lr", 0.01, 0.1, {.sampling = "log"});
-        // Each trial takes a while, so the workers' trials overlap in time.
-        std::this_thread::sleep_for(std::chrono::milliseconds(150));
         auto model = std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
             mf::make_input_layer({4}), L::Dense(units, {.activation = "tanh"}), L::Dense(1)});
         model->compile({.optimizer = mf::optimizers::SGD({{.learning_rate = lr}}), .loss = "mse"});
@@ -116,7 +117,7 @@ TEST(Distributed, Worker) {
       },
       oracle, {.objective = "loss", .tuner_id = id, .verbose = 0});
   mf::FitOptions fit{.epochs = 2, .batch_size = 64, .verbose = 0};
-  if (die) fit.callbacks.push_back(std::make_shared<Die>(oracle));
+  fit.callbacks.push_back(std::make_shared<Rendezvous>(oracle, die));
   tuner.search(x, y, fit);
   EXPECT_FALSE(die) << "a dying worker should not get here";
 }
@@ -184,6 +185,39 @@ TEST(Distributed, ThreeWorkersOneKilled) {
   RandomSearchOracle reread({.objective = Objective::from_name("loss"), .max_trials = 10});
   reread.attach(dir + "/project", false);
   EXPECT_EQ(reread.trials().size(), 10u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Distributed, ThreeWorkersRunDisjointTrials) {
+  auto dir = mf_test::temp_folder("tuner_distributed3");
+  auto oracle = std::make_shared<RandomSearchOracle>(
+      OracleOptions{.objective = Objective::from_name("loss"), .max_trials = 9, .seed = 6});
+  oracle->attach(dir + "/project", false);
+  OracleServer server(oracle, "127.0.0.1", 0);
+  std::vector<pid_t> pids;
+  for (int w = 0; w < 3; ++w) {
+    pid_t p = spawn_worker("w" + std::to_string(w), server.port(), /*die=*/false);
+    ASSERT_GT(p, 0);
+    pids.push_back(p);
+  }
+  auto status = reap(pids, std::chrono::seconds(90));
+  server.stop();
+  for (int w = 0; w < 3; ++w) {
+    int st = status[pids[static_cast<size_t>(w)]];
+    EXPECT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) << "w" << w << " status " << st;
+  }
+  auto trials = oracle->trials();
+  ASSERT_EQ(trials.size(), 9u);
+  std::map<std::string, int> by_worker;
+  std::set<std::string> values;
+  for (const auto& t : trials) {
+    EXPECT_EQ(t.status, TrialStatus::Completed) << t.trial_id << ": " << t.message;
+    EXPECT_TRUE(values.insert(t.values.dump()).second) << "two trials with the same values";
+    by_worker[t.worker]++;
+  }
+  // Each trial was run by one worker, and all three took part (they met at their first epoch).
+  EXPECT_EQ(by_worker.size(), 3u);
+  EXPECT_EQ(by_worker["w0"] + by_worker["w1"] + by_worker["w2"], 9);
   std::filesystem::remove_all(dir);
 }
 

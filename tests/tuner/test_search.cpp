@@ -167,8 +167,8 @@ Data linear_data() {
 HyperModel linear_hypermodel(int* builds = nullptr) {
   return [builds](HyperParameters& hp) {
     if (builds) ++*builds;
-    double lr = hp.Choice("lr", {0.001, 0.03, 0.1});
     int64_t units = hp.Int("units", 1, 2);
+    double lr = hp.Choice("lr", {0.001, 0.03, 0.1});
     auto model = std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
         mf::make_input_layer({2}), L::Dense(units), L::Dense(1)});
     model->compile({.optimizer = mf::optimizers::SGD({{.learning_rate = lr}}), .loss = "mse"});
@@ -205,6 +205,9 @@ TEST(GridSearch, WholeSearchSummaryAndBestModels) {
   EXPECT_NE(summary.find("Objective(name=\"val_loss\", direction=\"min\")"), std::string::npos) << summary;
   EXPECT_NE(summary.find("Trial " + best_trial.trial_id + " summary"), std::string::npos) << summary;
   EXPECT_NE(summary.find("lr: " + value_str(best_trial.values.at("lr"))), std::string::npos) << summary;
+  // Declared order (units, then lr), not alphabetical.
+  auto first_trial = summary.find("Trial " + best_trial.trial_id);
+  EXPECT_LT(summary.find("units: ", first_trial), summary.find("lr: ", first_trial)) << summary;
   // The project folder holds the oracle and each trial as JSON.
   EXPECT_TRUE(std::filesystem::exists(dir + "/p/oracle.json"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/p/trial_0000/trial.json"));

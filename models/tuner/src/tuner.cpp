@@ -221,11 +221,14 @@ std::string Tuner::results_summary_string(int num_trials) const {
   MF_CHECK(num_trials >= 1, "results_summary: num_trials must be >= 1, not ", num_trials);
   std::ostringstream os;
   const Objective& obj = oracle_->objective();
+  const HyperParameters space = oracle_->space();
   os << "Results summary\nResults in " << project_dir_ << "\nShowing " << num_trials << " best trials\n"
      << "Objective(name=\"" << obj.name << "\", direction=\"" << obj.direction << "\")\n";
   for (const auto& t : oracle_->get_best_trials(num_trials)) {
     os << "\nTrial " << t.trial_id << " summary\nHyperparameters:\n";
-    for (const auto& [k, v] : t.values.items()) os << k << ": " << value_str(v) << "\n";
+    // In the order the hypermodel declared them, as Keras Tuner prints.
+    for (const auto& p : space.space())
+      if (t.values.contains(p.name)) os << p.name << ": " << value_str(t.values.at(p.name)) << "\n";
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.6g", *t.score);
     os << "Score: " << buf << "\n";
