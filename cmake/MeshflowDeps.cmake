@@ -171,6 +171,25 @@ if(NOT MESHFLOW_HAVE_GRPC)
   string(APPEND MESHFLOW_SUMMARY_GRPC "; meshflow-serve is REST-only, gRPC tests skipped")
 endif()
 
+# ONNX export (models/export): the ONNX protobuf schema from libonnx-dev (onnx_pb.h, libonnx_proto).
+# Without it meshflow_export, meshflow-export and tests/export are skipped. The export tests also need,
+# at test time, /usr/bin/python3 with onnx (the checker), node and npm (onnxruntime-node, installed into
+# the build folder by the test) and chromium (onnxruntime-web); each missing one skips its test.
+set(_mf_onnx_found FALSE)
+if(NOT MESHFLOW_WITH_ONNX STREQUAL "OFF")
+  find_package(Protobuf QUIET)
+  if(Protobuf_FOUND)
+    find_package(ONNX CONFIG QUIET)
+  endif()
+  if(ONNX_FOUND AND TARGET onnx_proto)
+    set(_mf_onnx_found TRUE)
+  endif()
+endif()
+meshflow_resolve(ONNX "${_mf_onnx_found}" "ONNX ${ONNX_VERSION} protobuf schema (libonnx-dev)")
+if(NOT MESHFLOW_HAVE_ONNX)
+  string(APPEND MESHFLOW_SUMMARY_ONNX "; export_onnx, meshflow-export and the export tests skipped")
+endif()
+
 find_package(GTest QUIET)
 find_package(benchmark QUIET)
 find_program(MESHFLOW_TORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
@@ -189,6 +208,7 @@ function(meshflow_print_summary)
   message(STATUS "  Eigen     : ${MESHFLOW_SUMMARY_EIGEN}")
   message(STATUS "  libpng    : ${MESHFLOW_SUMMARY_PNG}")
   message(STATUS "  Asio      : ${MESHFLOW_SUMMARY_ASIO}")
+  message(STATUS "  ONNX      : ${MESHFLOW_SUMMARY_ONNX}")
   message(STATUS "  GoogleTest: ${GTest_FOUND}   Google Benchmark: ${benchmark_FOUND}")
   message(STATUS "")
 endfunction()

@@ -49,3 +49,12 @@ foreach(opt EIGEN PNG ASIO)
     message(FATAL_ERROR "MESHFLOW_WITH_${opt}=${MESHFLOW_WITH_${opt}}: expected AUTO, ON or OFF")
   endif()
 endforeach()
+
+# ONNX export (models/export): libonnx-dev's protobuf schema (CMake package ONNX, target onnx_proto).
+foreach(opt ONNX)
+  set(MESHFLOW_WITH_${opt} AUTO CACHE STRING "Build with ${opt}: AUTO, ON or OFF")
+  set_property(CACHE MESHFLOW_WITH_${opt} PROPERTY STRINGS ${_mf_choices})
+  if(NOT MESHFLOW_WITH_${opt} IN_LIST _mf_choices)
+    message(FATAL_ERROR "MESHFLOW_WITH_${opt}=${MESHFLOW_WITH_${opt}}: expected AUTO, ON or OFF")
+  endif()
+endforeach()

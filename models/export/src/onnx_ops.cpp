@@ -1,0 +1,30 @@
+// ONNX nodes for the elementwise ops a model may apply outside its layers.
+#include "onnx_ops.h"
+
+#include <map>
+
+#include "meshflow/core/error.h"
+
+namespace meshflow::onnx_export {
+
+std::vector<std::string> op_node(GraphBuilder& b, const Graph::Node& n, const std::string& where,
+                                 const std::vector<Value>& inputs) {
+  static const std::map<std::string, std::string> kDirect = {
+      {"add", "Add"},   {"sub", "Sub"},         {"mul", "Mul"},   {"div", "Div"},         {"maximum", "Max"},
+      {"minimum", "Min"}, {"relu", "Relu"},     {"sigmoid", "Sigmoid"}, {"tanh", "Tanh"}, {"exp", "Exp"},
+      {"log", "Log"},   {"neg", "Neg"},         {"sqrt", "Sqrt"}, {"abs", "Abs"},         {"softplus", "Softplus"}};
+  const std::string op = Graph::node_label(n);
+  std::vector<std::string> names;
+  for (const auto& v : inputs) names.push_back(v.name);
+  const std::string hint = where + "/" + op;
+  auto it = kDirect.find(op);
+  if (n.op && it != kDirect.end()) return {b.node1(it->second, names, hint)};
+  if (n.op && op == "softmax") return {b.node1("Softmax", names, hint, {{"axis", n.attrs.i("axis")}})};
+  if (n.op && op == "matmul" && !n.attrs.i("transpose_a") && !n.attrs.i("transpose_b"))
+    return {b.node1("MatMul", names, hint)};
+  MF_THROW("ONNX export: op '", op, "' applied in '", where, "' outside a layer has no ONNX mapping; the ops that ",
+           "export outside layers are the elementwise ones (add, sub, mul, div, maximum, minimum, relu, sigmoid, ",
+           "tanh, exp, log, neg, sqrt, abs, softplus), softmax and matmul; wrap the rest in a layer");
+}
+
+}  // namespace meshflow::onnx_export

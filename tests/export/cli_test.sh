@@ -1,0 +1,29 @@
+#!/bin/sh
+# cli_test.sh MESHFLOW_EXPORT FIXTURE_DIR NPM_CACHE TEST_SRC: meshflow-export on folders written by
+# Model::save. Bad arguments must fail naming them; the exported models must pass the ONNX checker
+# and give Model::predict's outputs (the fixtures' JSON) in ONNX Runtime. Exits 77 (skipped) when
+# node, npm or onnxruntime-node are not available.
+set -u
+tool="$1"; fixtures="$2"; cache="$3"; src="$4"
+out="$fixtures/cli"
+rm -rf "$out"; mkdir -p "$out"
+fail() { echo "FAIL: $*"; exit 1; }
+
+msg=$("$tool" "$fixtures/saved/no_such_model" "$out/x.onnx" 2>&1) && fail "a missing folder was accepted"
+echo "$msg" | grep -q "no_such_model" || fail "the error does not name the missing folder: $msg"
+msg=$("$tool" "$fixtures/saved/fmnist_mlp" "$out/missing_folder/x.onnx" 2>&1) && fail "an unwritable path was accepted"
+echo "$msg" | grep -q "missing_folder/x.onnx" || fail "the error does not name the output path: $msg"
+msg=$("$tool" "$fixtures/saved/fmnist_mlp" "$out/x.onnx" --opset 9 2>&1) && fail "opset 9 was accepted"
+echo "$msg" | grep -q "opset 9" || fail "the error does not name the opset: $msg"
+[ -z "$(ls -A "$out")" ] || fail "failed exports left files: $(ls -A "$out")"
+"$tool" >/dev/null 2>&1 && fail "no arguments was accepted"
+
+for m in fmnist_mlp seed_residual_batchnorm; do
+  "$tool" "$fixtures/saved/$m" "$out/$m.onnx" || fail "meshflow-export $m failed"
+  cp "$fixtures/$m.json" "$out/$m.json"
+done
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 "$src/check_onnx.py" "$out" || fail "the ONNX checker rejects meshflow-export's output"
+fi
+"$src/ensure_onnxruntime.sh" "$cache" || exit $?
+node "$src/run_onnxruntime.js" "$cache/node_modules" "$out"
