@@ -261,3 +261,42 @@ TEST(RandomSearch, ExecutionsPerTrialAverageAndEarlyStoppingPassesThrough) {
   for (const auto& t : tuner.oracle().trials()) EXPECT_LE(t.best_step, 1);
   std::filesystem::remove_all(dir);
 }
+
+TEST(GridSearch, ExploresEveryConditionalBranch) {
+  // "layers" exists only in the deep branch, which the first build (with defaults: "wide") never
+  // sees; the tuner must discover it before the grid is laid out.
+  auto dir = mf_test::temp_folder("tuner_branches");
+  Data d = linear_data();
+  GridSearch tuner(
+      [](HyperParameters& hp) {
+        std::string kind = hp.Choice("kind", {"wide", "deep"});
+        std::vector<std::shared_ptr<mf::Layer>> layers{mf::make_input_layer({2})};
+        {
+          auto s = hp.conditional_scope("kind", {Json("wide")});
+          int64_t units = hp.Int("units", 4, 8, {.step = 4});
+          if (kind == "wide") layers.push_back(L::Dense(units, {.activation = "tanh"}));
+        }
+        {
+          auto s = hp.conditional_scope("kind", {Json("deep")});
+          int64_t depth = hp.Int("layers", 1, 3);
+          if (kind == "deep")
+            for (int64_t i = 0; i < depth; ++i) layers.push_back(L::Dense(2, {.activation = "tanh"}));
+        }
+        layers.push_back(L::Dense(1));
+        auto model = std::make_shared<mf::Sequential>(layers);
+        model->compile({.optimizer = "sgd", .loss = "mse"});
+        return std::shared_ptr<mf::Model>(model);
+      },
+      {.objective = "loss", .max_trials = 100, .directory = dir, .project_name = "p", .verbose = 0});
+  tuner.search(d.x, d.y, {.epochs = 1, .verbose = 0});
+  std::set<std::string> got;
+  for (const auto& t : tuner.oracle().trials()) {
+    EXPECT_EQ(t.status, TrialStatus::Completed) << t.message;
+    got.insert(t.values.dump());
+  }
+  std::set<std::string> expected;
+  for (int u : {4, 8}) expected.insert(Json{{"kind", "wide"}, {"units", u}}.dump());
+  for (int l : {1, 2, 3}) expected.insert(Json{{"kind", "deep"}, {"layers", l}}.dump());
+  EXPECT_EQ(got, expected);
+  std::filesystem::remove_all(dir);
+}
