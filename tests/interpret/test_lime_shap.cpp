@@ -195,6 +195,37 @@ TEST(KernelShap, EqualsExactShapleyValuesOnAFourFeatureModel) {
   for (double p : flat.values) EXPECT_NEAR(p, 0.0, 1e-12);
 }
 
+TEST(KernelShap, SampledCoalitionsOnManyFeatures) {
+  if (!MESHFLOW_HAVE_EIGEN) GTEST_SKIP() << "built without Eigen";
+  // A linear model on 30 features (too many to enumerate): its Shapley values are
+  // c_j (x_j - mean of the background's column j), whichever coalitions are drawn.
+  const int m = 30;
+  std::vector<double> coef(m);
+  for (int j = 0; j < m; ++j) coef[static_cast<size_t>(j)] = std::sin(1.0 + j) * (j % 3 + 1);
+  mf::Tensor background = normal_rows(16, m, 9);
+  mf::Tensor x = normal_rows(1, m, 10);
+  auto shap = ip::kernel_shap(linear_fn(coef), background, x, {.samples = 400, .seed = 1});
+  auto bg = background.contiguous().to_vector<double>();
+  auto xv = x.contiguous().to_vector<double>();
+  for (int j = 0; j < m; ++j) {
+    double mean = 0;
+    for (int r = 0; r < 16; ++r) mean += bg[static_cast<size_t>(r * m + j)] / 16;
+    EXPECT_NEAR(shap.values[static_cast<size_t>(j)], coef[static_cast<size_t>(j)] * (xv[static_cast<size_t>(j)] - mean), 1e-8)
+        << "feature " << j;
+  }
+  // On the interacting 4-feature model the sampled estimate approaches the exact values.
+  mf::Tensor bg4 = normal_rows(20, 4, 7);
+  mf::Tensor x4 = mf::from_vector(std::vector<double>{1.2, -0.7, 0.9, 1.5}, {4}, {.dtype = mf::DType::F64});
+  auto exact = ip::kernel_shap(g4_fn(), bg4, x4);
+  auto sampled = ip::kernel_shap(g4_fn(), bg4, x4, {.samples = 4000, .seed = 2});
+  double total = 0;
+  for (int j = 0; j < 4; ++j) {
+    EXPECT_NEAR(sampled.values[static_cast<size_t>(j)], exact.values[static_cast<size_t>(j)], 0.05) << "feature " << j;
+    total += sampled.values[static_cast<size_t>(j)];
+  }
+  EXPECT_NEAR(total, sampled.prediction - sampled.base_value, 1e-9);  // efficiency holds exactly
+}
+
 TEST(KernelShap, ChecksItsInputs) {
   if (!MESHFLOW_HAVE_EIGEN) GTEST_SKIP() << "built without Eigen";
   mf::Tensor background = normal_rows(5, 4, 8);
@@ -202,6 +233,7 @@ TEST(KernelShap, ChecksItsInputs) {
   EXPECT_MF_ERROR(ip::kernel_shap(g4_fn(), background, mf::zeros({4}), {.output_index = 2}), "output_index 2",
                   "2 outputs");
   EXPECT_MF_ERROR(ip::kernel_shap(g4_fn(), background, mf::zeros({4}), {.max_features = 3}), "4 features",
-                  "max_features");
+                  "max_features", "samples");
+  EXPECT_MF_ERROR(ip::kernel_shap(g4_fn(), background, mf::zeros({4}), {.samples = -1}), "samples must be >= 0");
   EXPECT_MF_ERROR(ip::kernel_shap(g4_fn(), mf::zeros({4}), mf::zeros({4})), "background must be [rows, features]");
 }

@@ -81,8 +81,12 @@ class LimeTabularExplainer {
 
 struct KernelShapOptions {
   int64_t output_index = 0;   // which column of predict_fn's output
-  int max_features = 16;      // every coalition is enumerated (2^M - 2 of them)
+  int max_features = 16;      // samples = 0: every coalition is enumerated (2^M - 2 of them)
   int64_t batch_size = 4096;  // rows per predict_fn call
+  // > 0: this many coalitions drawn by the Shapley kernel (with their complements) instead of
+  // all of them, for many features; the values are then estimates.
+  int64_t samples = 0;
+  uint64_t seed = 0;
 };
 
 struct ShapValues {
@@ -91,10 +95,11 @@ struct ShapValues {
   double prediction = 0;       // the prediction at x
 };
 
-// Kernel SHAP with every coalition: the Shapley-kernel weighted least squares with the efficiency
-// constraint, where a coalition's value is the mean prediction over `background` rows with the
-// coalition's features set from x (the interventional expectation). With all coalitions this is
-// the exact Shapley values of that value function.
+// Kernel SHAP: the Shapley-kernel weighted least squares with the efficiency constraint, where a
+// coalition's value is the mean prediction over `background` rows with the coalition's features
+// set from x (the interventional expectation). With every coalition (samples = 0) this is the
+// exact Shapley values of that value function; with sampled coalitions an estimate (exact for
+// models additive in the features).
 ShapValues kernel_shap(const PredictFn& predict_fn, const Tensor& background, const Tensor& x,
                        KernelShapOptions options = {});
 
