@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
-#include "meshflow/tuner/oracle.h"
+#include "meshflow/meshflow.h"
+#include "meshflow/tuner/tuner.h"
 #include "test_util.h"
 
 using namespace meshflow::tuner;
@@ -92,4 +94,30 @@ TEST(BayesianOptimization, ChecksItsOptions) {
   EXPECT_MF_ERROR(BayesianOptimizationOracle({.objective = {"f", "min"}}, {.alpha = 0}), "alpha", "0");
   EXPECT_MF_ERROR(BayesianOptimizationOracle({.objective = {"f", "min"}}, {.num_initial_points = -1}),
                   "num_initial_points");
+}
+
+TEST(BayesianOptimization, TunerRunsItsTrials) {
+  if (!MESHFLOW_HAVE_EIGEN) GTEST_SKIP() << "built without Eigen";
+  namespace mf = meshflow;
+  auto dir = mf_test::temp_folder("tuner_bayes");
+  mf::Generator g(2);
+  mf::Tensor x = mf::rand({64, 2}, {}, &g), y = mf::sum(x, {1}, true);
+  BayesianOptimization tuner(
+      [](HyperParameters& hp) {
+        double lr = hp.Float("lr", 0.001, 0.3, {.sampling = "log"});
+        auto model = std::make_shared<mf::Sequential>(
+            std::vector<std::shared_ptr<mf::Layer>>{mf::make_input_layer({2}), mf::layers::Dense(1)});
+        model->compile({.optimizer = mf::optimizers::SGD({{.learning_rate = lr}}), .loss = "mse"});
+        return std::shared_ptr<mf::Model>(model);
+      },
+      {.objective = "loss", .max_trials = 5, .directory = dir, .project_name = "p", .seed = 3, .verbose = 0},
+      {.num_initial_points = 2});
+  tuner.search(x, y, {.epochs = 2, .verbose = 0});
+  auto trials = tuner.oracle().trials();
+  ASSERT_EQ(trials.size(), 5u);
+  for (const auto& t : trials) EXPECT_EQ(t.status, TrialStatus::Completed) << t.message;
+  // After the 2 random points the GP proposed the rest (the oracle records its expected improvement).
+  EXPECT_FALSE(trials[1].info.contains("expected_improvement"));
+  EXPECT_TRUE(trials[2].info.contains("expected_improvement"));
+  std::filesystem::remove_all(dir);
 }
