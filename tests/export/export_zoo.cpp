@@ -131,6 +131,53 @@ Fixture seed_custom_models() {
   return {"seed_custom_models", model, {{{32}}}};
 }
 
+// Seeds 001, 002 and 004's custom layers (examples/seed_custom_layers.cpp): no mapping of their
+// own, exported through their call()s (Note [Custom layers in ONNX]).
+class MyCustomLayer : public mf::Layer {
+ public:
+  void build(const mf::Shape& input_shape) override { kernel_ = add_weight("kernel", {input_shape[1], 128}); }
+  mf::Tensor call(const mf::Tensor& inputs) override { return mf::matmul(inputs, kernel_); }
+
+ private:
+  mf::Variable kernel_;
+};
+
+class CustomDense : public mf::Layer {
+ public:
+  explicit CustomDense(int64_t units) : units_(units) {}
+  void build(const mf::Shape& in) override {
+    w_ = add_weight("kernel", {in.back(), units_}, "random_normal");
+    b_ = add_weight("bias", {units_}, "zeros");
+  }
+  mf::Tensor call(const mf::Tensor& x) override { return mf::relu(mf::matmul(x, w_) + b_); }
+
+ private:
+  int64_t units_;
+  mf::Variable w_, b_;
+};
+
+Fixture seed_custom_layers() {
+  auto model = std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      mf::make_input_layer({20}), L::Dense(64, {.activation = "relu"}), mf::make_layer<MyCustomLayer>(),
+      mf::make_layer<CustomDense>(32), L::Activation("softmax")});
+  (*model)(mf::zeros({1, 20}));
+  return {"seed_custom_layers", model, {{{20}}}};
+}
+
+// Seed 000's MultiIO layer (examples/seed_multi_io_layer.cpp): two inputs, outputs {"sum", "diff"}.
+class MultiIO : public mf::Layer {
+ public:
+  mf::Tensors call(const mf::Tensors& in) override { return {{"sum", in[0] + in[1]}, {"diff", in[0] - in[1]}}; }
+};
+
+Fixture seed_multi_io_layer() {
+  auto in1 = mf::Input({4}), in2 = mf::Input({4});
+  auto io = mf::make_layer<MultiIO>()({in1, in2});
+  auto out_sum = L::Dense(4, {.name = "sum"})(io["sum"]);
+  auto out_diff = L::Dense(4, {.name = "diff"})(io["diff"]);
+  return {"seed_multi_io_layer", functional({in1, in2}, {out_sum, out_diff}), {{{4}}, {{4}}}};
+}
+
 Fixture sequential_cnn() {  // Sequential without an InputLayer, built by a call
   auto model = std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
       L::Conv2D(6, {3, 2}, {.strides = {2, 1}, .padding = "same", .activation = "elu"}), L::BatchNormalization(),
@@ -188,7 +235,7 @@ Fixture layers_attention() {
 std::vector<std::function<Fixture()>> all_fixtures() {
   return {fmnist_mlp,         fmnist_cnn,           seed_attention_classifier, seed_ensembling, seed_multi_io_model,
           seed_multiple_losses, seed_qa_model,      seed_residual_batchnorm,  seed_shared_layers,
-          seed_model_as_function, seed_custom_callback, seed_custom_models,     sequential_cnn,  layers_conv_norm,
+          seed_model_as_function, seed_custom_callback, seed_custom_models, seed_custom_layers, seed_multi_io_layer,     sequential_cnn,  layers_conv_norm,
           layers_recurrent,    layers_attention};
 }
 

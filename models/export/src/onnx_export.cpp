@@ -92,7 +92,11 @@ class Walker {
           const auto& v = g.values()[static_cast<size_t>(id)];
           MF_CHECK(v.kind == Graph::Value::Kind::Constant, "ONNX export: model '", path, "': a value of the graph ",
                    "has no producer");
-          std::string name = b_.weight(b_.fresh(v.name.empty() ? path + "/constant" : v.name), v.constant);
+          auto known = constants_.find(v.constant.impl());
+          std::string name = known != constants_.end()
+                                 ? known->second
+                                 : b_.weight(b_.fresh(v.name.empty() ? path + "/constant" : v.name), v.constant);
+          constants_[v.constant.impl()] = name;
           env[id] = Value{name, v.meta.shape, v.meta.dtype};
         }
         ins.push_back(env[id]);
@@ -128,8 +132,7 @@ class Walker {
     if (auto* inner = dynamic_cast<const Model*>(&l)) return model(*inner, path, ins);
     const std::string cls = l.class_name();
     const Mapping* mapping = find_mapping(cls);
-    MF_CHECK(mapping, "ONNX export: layer '", path, "' (", cls, ") has no ONNX mapping. Layers that export: ",
-             known_layers(), "; models nest (functional, Sequential, subclassed)");
+    if (!mapping) return traced_layer(l, path, ins);
     MF_CHECK(opset_ >= mapping->min_opset, "ONNX export: layer '", path, "' (", cls, ") needs opset ",
              mapping->min_opset, " or newer (", mapping->why_opset, "), but opset ", opset_,
              " was asked; export with .opset = ", mapping->min_opset);
@@ -143,8 +146,30 @@ class Walker {
     return outs;
   }
 
+  // Note [Custom layers in ONNX]: a layer without a mapping (a custom layer) is exported through
+  // its call() run on symbolic inputs: the layers it calls record their calls and the ops it
+  // applies record themselves, so a custom layer made of mapped layers and ops (seed 001's
+  // matmul by a kernel, seed 000's sum and difference) exports, and anything else is an error
+  // naming the layer and the op.
+  std::vector<Value> traced_layer(const Layer& l, const std::string& path, const std::vector<Value>& ins) {
+    std::vector<Tensor> placeholders;
+    for (const auto& v : ins) placeholders.push_back(symbolic(v.shape, v.dtype));
+    try {
+      Tensors outs;
+      {
+        NameScope scope(l.name());
+        outs = const_cast<Layer&>(l).call(Tensors(placeholders));  // records a graph; weights are only read
+      }
+      return graph(Graph::from(placeholders, outs.list()), path, ins);
+    } catch (const Error& e) {
+      MF_THROW("ONNX export: layer '", path, "' (", l.class_name(), ") has no ONNX mapping, and its call() does ",
+               "not trace to layers and ops that have one: ", e.what(), ". Layers that export: ", known_layers());
+    }
+  }
+
   GraphBuilder& b_;
   int64_t opset_;
+  std::map<const void*, std::string> constants_;  // tensors already written as initializers
 };
 
 void set_type(onnx::ValueInfoProto* info, const std::string& name, const Shape& shape, DType dtype,
