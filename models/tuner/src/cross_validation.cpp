@@ -100,7 +100,9 @@ void SearchCV::fit(const Tensors& x, const Tensors& y, FitOptions fit) {
       auto model = estimator_(hp);
       MF_CHECK(model && model->compiled(), "SearchCV: the estimator must return a compiled model");
       model->fit(take_rows(x, all_but(n, held)), take_rows(y, all_but(n, held)), fit);
-      auto logs = model->evaluate(take_rows(x, held), take_rows(y, held), {.verbose = 0});
+      EvaluateOptions quiet;
+      quiet.verbose = 0;
+      auto logs = model->evaluate(take_rows(x, held), take_rows(y, held), quiet);
       auto it = logs.find(obj.name);
       if (it == logs.end()) {
         std::string keys;

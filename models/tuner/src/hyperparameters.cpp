@@ -242,8 +242,6 @@ Json HyperParameters::declare(HyperParameter p) {
       if (p.sampling != Sampling::Linear)
         MF_CHECK(p.min_value > 0, where, ": ", sampling_name(p.sampling), " sampling needs min_value > 0, not ",
                  p.min_value);
-      if (p.sampling == Sampling::Log && p.kind == HyperParameter::Kind::Int && p.step > 1)
-        MF_CHECK(p.step > 1, where, ": step must be > 1 with log sampling");
     }
     if (p.kind == HyperParameter::Kind::Choice) {
       MF_CHECK(!p.values.empty(), where, ": the choice list is empty");
