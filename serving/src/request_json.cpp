@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "meshflow/serving/config.h"
+#include "request_fast.h"
 
 namespace meshflow::serving {
 
@@ -219,6 +220,13 @@ Json column_json(const Tensor& t) {
 }  // namespace
 
 ParsedRequest parse_predict_request(std::string_view body, const Signature& sig, ParseLimits limits) {
+  MF_CHECK(!sig.inputs.empty(), "parse_predict_request: the signature has no inputs");
+  ParsedRequest fast;
+  if (parse_numeric_fast(body, sig, limits, fast)) return fast;
+  return parse_predict_request_general(body, sig, limits);
+}
+
+ParsedRequest parse_predict_request_general(std::string_view body, const Signature& sig, ParseLimits limits) {
   MF_CHECK(!sig.inputs.empty(), "parse_predict_request: the signature has no inputs");
   Json j = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) bad("the body is not valid JSON");

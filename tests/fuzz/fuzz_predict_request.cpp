@@ -3,15 +3,18 @@
 // unknown dimensions), the rest is the body. Any input either throws a ServingError with status 400
 // or gives one tensor per input with the signature's dtype and rank, its known dimensions, the same
 // rows everywhere; and when every value is finite, the answer written from those tensors parses
-// back (as a request) to the same tensors.
+// back (as a request) to the same tensors. Where the numeric fast path takes a body, the general
+// parser must give the same tensors, bit for bit.
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "meshflow/serving/config.h"
 #include "meshflow/serving/request_json.h"
+#include "request_fast.h"
 
 namespace sv = meshflow::serving;
 using meshflow::DType;
@@ -55,6 +58,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
   sv::ParseLimits limits;
   limits.max_elements = 1 << 16;
+  sv::ParsedRequest fast;
+  if (sv::parse_numeric_fast(body, sig, limits, fast)) {
+    sv::ParsedRequest general;
+    try {
+      general = sv::parse_predict_request_general(body, sig, limits);
+    } catch (const sv::ServingError&) {
+      check(false);  // the fast path took a body the general parser refuses
+    }
+    check(general.format == fast.format && general.rows == fast.rows && general.inputs.size() == fast.inputs.size());
+    for (size_t i = 0; i < fast.inputs.size(); ++i) {
+      const auto& a = fast.inputs[i];
+      const auto& b = general.inputs[i];
+      check(a.shape() == b.shape() && a.dtype() == b.dtype());
+      check(std::memcmp(a.raw_data(), b.raw_data(), static_cast<size_t>(a.numel()) * meshflow::dtype_size(a.dtype())) == 0);
+    }
+  }
   sv::ParsedRequest req;
   try {
     req = sv::parse_predict_request(body, sig, limits);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <future>
 #include <thread>
 
@@ -12,10 +14,17 @@
 #include "meshflow/serving/metrics.h"
 #include "meshflow/serving/request_json.h"
 #include "meshflow/serving/servable.h"
+#include "request_fast.h"
 #include "test_util.h"
 
 namespace mf = meshflow;
 namespace sv = meshflow::serving;
+
+namespace meshflow::serving {
+inline bool detail_parse_fast(const std::string& body, const Signature& sig, ParsedRequest& out) {
+  return parse_numeric_fast(body, sig, ParseLimits{}, out);
+}
+}  // namespace meshflow::serving
 
 namespace {
 
@@ -103,6 +112,27 @@ TEST(PredictRequest, MistakesAre400NamingWhatIsWrong) {
   small.max_elements = 3;
   EXPECT_NE(parse_error(R"({"inputs": {"a": [[1, 2], [3, 4]], "ids": [1, 2]}})", sig, small).second.find("more than 3"),
             std::string::npos);
+}
+
+// The numeric fast path reads numbers exactly as the general parser does, and leaves anything else to it.
+TEST(PredictRequest, FastPathAgreesWithTheGeneralParser) {
+  sv::Signature one;
+  one.inputs = {{"x", mf::DType::F32, {-1, 3}}};
+  const std::string body =
+      R"({ "instances" : [[-0, 0.1, 12345678901234567890], [1e-3, -2.5E+2, -9223372036854775809]] })";
+  sv::ParsedRequest fast;
+  ASSERT_TRUE(sv::detail_parse_fast(body, one, fast));
+  auto general = sv::parse_predict_request_general(body, one, {});
+  ASSERT_EQ(fast.inputs[0].shape(), general.inputs[0].shape());
+  EXPECT_EQ(std::memcmp(fast.inputs[0].raw_data(), general.inputs[0].raw_data(), 6 * sizeof(float)), 0);
+  EXPECT_FALSE(std::signbit(fast.inputs[0].to_vector<float>()[0]));  // "-0" is the integer 0
+  EXPECT_EQ(fast.inputs[0].to_vector<float>()[4], -250.0f);
+  for (const char* other : {R"({"instances": [[1, 2, 3]], "signature_name": ""})", R"({"instances": [[1, 2]]})",
+                            R"({"instances": [[1, 2, 3], [4, 5]]})", R"({"instances": []})", R"({"inputs": [[1, 2, 03]]})",
+                            R"({"instances": [[1, 2, 3]]} x)", R"({"inst\u0061nces": [[1, 2, 3]]})"}) {
+    sv::ParsedRequest out;
+    EXPECT_FALSE(sv::detail_parse_fast(other, one, out)) << other;
+  }
 }
 
 TEST(PredictRequest, AnswersInRowAndColumnarForm) {
