@@ -5,11 +5,17 @@
 // --epochs N, --samples N, --dir D (the project folder; default a fresh one under /tmp),
 // --device D. Without Fashion-MNIST it tunes on made-up images. Exits 0 when the best model's
 // test accuracy beats 60% (chance is 10%).
+// Distributed (Keras Tuner's chief and workers, over TCP): --chief ADDR:PORT serves the search's
+// oracle and runs no trial itself; it waits until its workers are done, then prints the summary.
+// --worker HOST:PORT runs trials from that chief (same --dir on one machine or a shared disk).
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "example_util.h"
+#include "meshflow/tuner/distributed.h"
 #include "meshflow/tuner/tuner.h"
 
 namespace mf = meshflow;
@@ -22,6 +28,7 @@ struct Args {
   int trials = 5, epochs = 5;
   int64_t samples = 60000;
   std::string dir, data = "/usr/share/datasets/fashion-mnist";
+  std::string chief, worker;  // ADDR:PORT
   mf::Device device;
   bool own_dir = false;  // made here, removed at the end
 };
@@ -41,14 +48,27 @@ Args parse(int argc, char** argv) {
     else if (k == "--dir") a.dir = value();
     else if (k == "--data") a.data = value();
     else if (k == "--device") a.device = mf::Device(value());
-    else throw mf::Error("unknown option '" + k + "' (expected --quick, --trials, --epochs, --samples, --dir, --data, --device)");
+    else if (k == "--chief") a.chief = value();
+    else if (k == "--worker") a.worker = value();
+    else throw mf::Error("unknown option '" + k +
+                         "' (expected --quick, --trials, --epochs, --samples, --dir, --data, --device, --chief, --worker)");
   }
   if (a.trials < 1 || a.epochs < 1 || a.samples < 100) throw mf::Error("--trials, --epochs >= 1 and --samples >= 100");
+  if (!a.chief.empty() && !a.worker.empty()) throw mf::Error("--chief and --worker: one process is one of them");
+  if (a.dir.empty() && !a.worker.empty()) a.dir = "/tmp";  // the chief's folder is used
   if (a.dir.empty()) {
     a.dir = "/tmp/meshflow_seed_keras_tuner_" + std::to_string(::getpid());
     a.own_dir = true;
   }
   return a;
+}
+
+std::pair<std::string, uint16_t> host_port(const std::string& s, const char* option) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= s.size()) throw mf::Error(std::string(option) + " expects HOST:PORT, got '" + s + "'");
+  int port = std::stoi(s.substr(colon + 1));
+  if (port < 1 || port > 65535) throw mf::Error(std::string(option) + ": port " + std::to_string(port) + " is out of range");
+  return {s.substr(0, colon), static_cast<uint16_t>(port)};
 }
 
 // The seed's HyperModel.build(hp), as a callable.
@@ -90,11 +110,40 @@ int main(int argc, char** argv) try {
   x_train = x_train.slice(0, 0, n_fit);
   y_train = y_train.slice(0, 0, n_fit);
 
-  kt::RandomSearch tuner(build, {.objective = "val_accuracy", .max_trials = args.trials, .directory = args.dir,
-                                 .project_name = "seed_keras_tuner", .overwrite = true, .seed = 1});
-  tuner.search(x_train, y_train,
-               {.epochs = args.epochs, .batch_size = 128, .verbose = 0,
-                .validation_data = std::make_pair(mf::Tensors(x_val), mf::Tensors(y_val))});
+  mf::FitOptions fit{.epochs = args.epochs, .batch_size = 128, .verbose = 0,
+                     .validation_data = std::make_pair(mf::Tensors(x_val), mf::Tensors(y_val))};
+  kt::TunerOptions options{.objective = "val_accuracy", .max_trials = args.trials, .directory = args.dir,
+                           .project_name = "seed_keras_tuner", .overwrite = true, .seed = 1};
+  if (!args.worker.empty()) {
+    auto [host, port] = host_port(args.worker, "--worker");
+    options.overwrite = false;
+    options.tuner_id = "worker" + std::to_string(::getpid());
+    kt::Tuner worker(build, std::make_shared<kt::RemoteOracle>(host, port), options);
+    worker.search(x_train, y_train, fit);
+    std::printf("%s: done\n", options.tuner_id.c_str());
+    return 0;
+  }
+  std::shared_ptr<kt::Oracle> oracle = std::make_shared<kt::RandomSearchOracle>(
+      kt::OracleOptions{.objective = kt::objective_of(options), .max_trials = args.trials, .seed = 1});
+  kt::Tuner tuner(build, oracle, options);
+  if (!args.chief.empty()) {
+    auto [addr, port] = host_port(args.chief, "--chief");
+    kt::OracleServer server(oracle, addr, port);
+    std::printf("chief: oracle on %s:%u; waiting for workers\n", addr.c_str(), static_cast<unsigned>(server.port()));
+    std::fflush(stdout);
+    // Done when workers came and all have left (each leaves when the oracle has no more trials).
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(30);
+    while (!(server.accepted() > 0 && server.connections() == 0)) {
+      if (std::chrono::steady_clock::now() > give_up) throw mf::Error("chief: no worker finished within 30 minutes");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    server.stop();
+    for (const auto& t : oracle->trials())
+      std::printf("trial %s by %s: %s\n", t.trial_id.c_str(), t.worker.c_str(), kt::status_name(t.status).c_str());
+    tuner.search(x_train, y_train, fit);  // nothing left to run: gives the tuner a row to rebuild models
+  } else {
+    tuner.search(x_train, y_train, fit);
+  }
   tuner.results_summary();
 
   auto best = tuner.get_best_models(1).at(0);

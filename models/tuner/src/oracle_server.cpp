@@ -29,6 +29,7 @@ struct OracleServer::Impl {
   std::vector<std::thread> threads;
   std::vector<std::shared_ptr<tcp::socket>> sockets;
   std::atomic<int> open{0};
+  std::atomic<int> accepted{0};
 
   Json handle(const Json& req, std::set<std::string>& running) {
     const std::string op = req.at("op").get<std::string>();
@@ -107,6 +108,7 @@ struct OracleServer::Impl {
       if (stopping) break;
       if (ec) continue;
       std::lock_guard<std::mutex> lock(mu);
+      ++accepted;
       sockets.push_back(sock);
       threads.emplace_back([this, sock] { serve(sock); });
     }
@@ -135,6 +137,8 @@ OracleServer::~OracleServer() { stop(); }
 uint16_t OracleServer::port() const { return impl_->port; }
 
 int OracleServer::connections() const { return impl_->open.load(); }
+
+int OracleServer::accepted() const { return impl_->accepted.load(); }
 
 void OracleServer::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;

@@ -9,7 +9,8 @@
 //            tuner.search(x, y, fit);
 //
 // The wire format is one JSON object per line: {"op": "create_trial", ...} and its answer.
-// Built where Boost.Asio is found (MESHFLOW_HAVE_ASIO).
+// Built where Boost.Asio is found (MESHFLOW_HAVE_ASIO); elsewhere making either class throws
+// saying so (src/distributed_unavailable.cpp).
 #pragma once
 
 #include <chrono>
@@ -31,8 +32,9 @@ class OracleServer {
   OracleServer(const OracleServer&) = delete;
   OracleServer& operator=(const OracleServer&) = delete;
   uint16_t port() const;
-  // Connections now open (one per worker).
+  // Connections now open (one per worker), and accepted since the start.
   int connections() const;
+  int accepted() const;
   void stop();
 
  private:
