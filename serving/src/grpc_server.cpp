@@ -139,7 +139,8 @@ class PredictionService final : public tfs::PredictionService::Service {
       status = 500;
       message = e.what();
     }
-    metrics_.count_request(req->model_spec().name(), "grpc_predict", status,
+    const std::string& name = req->model_spec().name();
+    metrics_.count_request(models_.has_model(name) ? name : "", "grpc_predict", status,
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return status == 200 ? grpc::Status::OK : to_status(status, message);
   }

@@ -131,7 +131,8 @@ void RestApi::handle(std::string_view method, std::string_view target, std::stri
   // Every answer passes here once: counted, timed, handed on.
   auto answer = [this, start, done](const std::string& model_name, const std::string& api_name, HttpAnswer a) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics_.count_request(model_name, api_name, a.status, seconds);
+    // Names that are not served are counted under "": a client must not grow the metrics at will.
+    metrics_.count_request(models_.has_model(model_name) ? model_name : "", api_name, a.status, seconds);
     done(std::move(a));
   };
   try {

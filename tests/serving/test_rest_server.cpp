@@ -179,6 +179,12 @@ TEST_F(RestServer, MetricsCountRequestsByStatus) {
             std::string::npos) << r.body;
   EXPECT_NE(r.body.find("meshflow_serving_request_latency_seconds_count{model=\"reg\",api=\"predict\"} 4\n"),
             std::string::npos) << r.body;
+  // A name that is not served is counted under "", so clients cannot grow the metrics at will.
+  ASSERT_EQ(post("/v1/models/no_such_model_42:predict", {{"instances", rows_json(x)}}).status, 404);
+  r = get("/monitoring/prometheus/metrics");
+  EXPECT_EQ(r.body.find("no_such_model_42"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("meshflow_serving_requests_total{model=\"\",api=\"predict\",status=\"404\"}"),
+            std::string::npos) << r.body;
 }
 
 // One model from --model_name/--model_base_path, stopped by SIGTERM with exit code 0.
