@@ -78,6 +78,18 @@ void Batcher::submit(std::vector<Tensor> inputs, int64_t rows, RunDone done) {
   wake_.notify_one();
 }
 
+// Requests merge only when every input's rows have the same shape (an input with an unknown
+// dimension may differ between requests; those run in separate batches).
+bool Batcher::same_rows(const Task& a, const Task& b) {
+  if (a.inputs.size() != b.inputs.size()) return false;
+  for (size_t k = 0; k < a.inputs.size(); ++k) {
+    const Shape& x = a.inputs[k].shape();
+    const Shape& y = b.inputs[k].shape();
+    if (x.size() != y.size() || !std::equal(x.begin() + 1, x.end(), y.begin() + 1)) return false;
+  }
+  return true;
+}
+
 std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& lock) {
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -94,7 +106,8 @@ std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& loc
   int64_t rows = 0;
   const int64_t limit = batching_ ? batching_->max_batch_size : 0;
   while (!queue_.empty()) {
-    if (!batch.empty() && (!batching_ || rows + queue_.front().rows > limit)) break;
+    if (!batch.empty() && (!batching_ || rows + queue_.front().rows > limit || !same_rows(batch[0], queue_.front())))
+      break;
     rows += queue_.front().rows;
     queued_rows_ -= queue_.front().rows;
     batch.push_back(std::move(queue_.front()));

@@ -261,4 +261,37 @@ TEST(Batcher, MergedBatchesAnswerEachRequestWithItsOwnRows) {
   std::filesystem::remove_all(dir);
 }
 
+// Requests whose rows differ in an unknown dimension are not merged: each is answered as if alone.
+TEST(Batcher, RowsOfDifferentShapesRunInSeparateBatches) {
+  const std::string dir = mf_test::temp_folder("serving_batcher_shapes");
+  mf::manual_seed(6);
+  auto x = mf::Input({-1, 2}, {.name = "seq"});
+  mf::Model model({x}, {mf::layers::Dense(3, {.name = "per_step"})(x)});
+  model.save(dir + "/1", false);
+  auto servable = sv::Servable::load("m", 1, dir + "/1");
+  ASSERT_EQ(servable->signature().inputs[0].shape, (mf::Shape{-1, -1, 2}));
+  sv::BatchingOptions opts;
+  opts.max_batch_size = 8;
+  opts.batch_timeout_micros = 200000;
+  opts.num_batch_threads = 1;
+  sv::Batcher batcher(servable, opts, 1);
+  std::vector<mf::Tensor> inputs{mf_test::random_tensor({1, 2, 2}, 1, -1, 1, mf::DType::F32),
+                                 mf_test::random_tensor({1, 3, 2}, 2, -1, 1, mf::DType::F32),
+                                 mf_test::random_tensor({2, 2, 2}, 3, -1, 1, mf::DType::F32)};
+  std::vector<std::future<std::vector<mf::Tensor>>> answers;
+  for (const auto& in : inputs) {
+    auto promise = std::make_shared<std::promise<std::vector<mf::Tensor>>>();
+    answers.push_back(promise->get_future());
+    batcher.submit({in}, in.size(0), [promise](sv::RunResult r) {
+      if (r.error) promise->set_exception(r.error);
+      else promise->set_value(r.outputs);
+    });
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto got = answers[i].get();
+    EXPECT_TRUE(mf_test::tensors_near(got[0], servable->run({inputs[i]})[0], 1e-6, 1e-5)) << "request " << i;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace

@@ -59,6 +59,7 @@ class Batcher {
   // Takes the next batch off the queue (merged tasks up to max_batch_size rows); empty when stopping.
   std::vector<Task> next_batch(std::unique_lock<std::mutex>& lock);
   void run_batch(std::vector<Task>& batch);
+  static bool same_rows(const Task& a, const Task& b);
 
   std::shared_ptr<Servable> servable_;
   std::optional<BatchingOptions> batching_;
