@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
 
 #include "meshflow/interpret/lime.h"
 #include "meshflow/meshflow.h"
@@ -97,6 +98,31 @@ TEST(Lime, DiscretizedRankingFollowsTheTrueCoefficients) {
   EXPECT_NE(table.find("+"), std::string::npos) << table;
   // The weights' ratios follow the coefficients' (each bin gap is the same up to sampling noise).
   EXPECT_NEAR(e.weights[1] / e.weights[0], kCoef[1] / kCoef[0], 0.08);
+}
+
+TEST(Lime, FeatureSelectionMethodsAgreeOnALinearModel) {
+  if (!MESHFLOW_HAVE_EIGEN) GTEST_SKIP() << "built without Eigen";
+  mf::Tensor x = normal_rows(1000, 5, 12);
+  ip::LimeTabularExplainer explainer(x, {.mode = "regression", .discretize_continuous = false, .seed = 3});
+  mf::Tensor row = x.slice(0, 3, 4);
+  std::vector<std::set<int64_t>> picked;
+  for (const char* method : {"forward_selection", "highest_weights"}) {
+    auto e = explainer.explain_instance(row, linear_fn(kCoef), {.num_features = 3, .feature_selection = method});
+    ASSERT_EQ(e.features.size(), 3u) << method;
+    std::set<int64_t> s;
+    for (const auto& f : e.features) s.insert(f.feature);
+    picked.push_back(s);
+    // Largest |weight| first.
+    EXPECT_GE(std::fabs(e.features[0].weight), std::fabs(e.features[1].weight));
+    EXPECT_GE(std::fabs(e.features[1].weight), std::fabs(e.features[2].weight));
+  }
+  // |coef| 3, 2, 1 are features 0, 1, 2 (the training columns all have sd ~1).
+  EXPECT_EQ(picked[0], (std::set<int64_t>{0, 1, 2}));
+  EXPECT_EQ(picked[1], (std::set<int64_t>{0, 1, 2}));
+  auto all = explainer.explain_instance(row, linear_fn(kCoef), {.num_features = 2, .feature_selection = "none"});
+  EXPECT_EQ(all.features.size(), 5u);
+  EXPECT_MF_ERROR(explainer.explain_instance(row, linear_fn(kCoef), {.feature_selection = "lasso_path"}),
+                  "feature_selection 'lasso_path'");
 }
 
 TEST(Lime, ClassificationExplainsThePredictedClass) {

@@ -194,25 +194,55 @@ Explanation LimeTabularExplainer::explain_instance(const Tensor& row, const Pred
     w(i) = std::sqrt(std::exp(-dist * dist / (o_.kernel_width * o_.kernel_width)));
   }
   e.model_prediction = y(0);
-  // Every feature first ("highest weights"), then the top ones alone, as lime's final fit.
+  // Every feature's weight from one fit, then the chosen features alone, as lime's final fit.
   Fit all = weighted_ridge(feats, y, w, o.ridge_alpha);
   e.weights.assign(all.coef.data(), all.coef.data() + d_);
-  std::vector<int64_t> order(static_cast<size_t>(d_));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return std::fabs(all.coef(a)) > std::fabs(all.coef(b)); });
-  order.resize(static_cast<size_t>(std::min<int64_t>(o.num_features, d_)));
-  Eigen::MatrixXd sel(n, static_cast<Eigen::Index>(order.size()));
-  for (size_t k = 0; k < order.size(); ++k) sel.col(static_cast<Eigen::Index>(k)) = feats.col(order[k]);
+  const auto k_max = static_cast<size_t>(std::min<int64_t>(o.num_features, d_));
+  auto columns = [&](const std::vector<int64_t>& cols) {
+    Eigen::MatrixXd m(n, static_cast<Eigen::Index>(cols.size()));
+    for (size_t k = 0; k < cols.size(); ++k) m.col(static_cast<Eigen::Index>(k)) = feats.col(cols[k]);
+    return m;
+  };
+  std::string method = o.feature_selection;
+  if (method == "auto") method = o.num_features <= 6 ? "forward_selection" : "highest_weights";
+  std::vector<int64_t> chosen;
+  if (method == "highest_weights" || method == "none") {
+    chosen.resize(static_cast<size_t>(d_));
+    std::iota(chosen.begin(), chosen.end(), 0);
+    std::stable_sort(chosen.begin(), chosen.end(),
+                     [&](int64_t a, int64_t b) { return std::fabs(all.coef(a)) > std::fabs(all.coef(b)); });
+    if (method == "highest_weights") chosen.resize(k_max);
+  } else if (method == "forward_selection") {
+    // Greedily add the feature whose fit with the chosen ones explains the most (weighted R^2).
+    while (chosen.size() < k_max) {
+      int64_t best = -1;
+      double best_score = -1e300;
+      for (int64_t j = 0; j < d_; ++j) {
+        if (std::find(chosen.begin(), chosen.end(), j) != chosen.end()) continue;
+        auto trial = chosen;
+        trial.push_back(j);
+        double score = weighted_ridge(columns(trial), y, w, o.ridge_alpha).score;
+        if (score > best_score) best_score = score, best = j;
+      }
+      chosen.push_back(best);
+    }
+  } else {
+    MF_THROW("explain_instance: feature_selection '", o.feature_selection,
+             "' is not one of auto, forward_selection, highest_weights, none");
+  }
+  Eigen::MatrixXd sel = columns(chosen);
   Fit top = weighted_ridge(sel, y, w, o.ridge_alpha);
   e.intercept = top.intercept;
   e.score = top.score;
   e.local_prediction = top.intercept + sel.row(0).dot(top.coef);
-  for (size_t k = 0; k < order.size(); ++k) {
-    int64_t j = order[k];
+  for (size_t k = 0; k < chosen.size(); ++k) {
+    int64_t j = chosen[k];
     std::string desc = o_.discretize_continuous ? bin_description(j, inst_bin[static_cast<size_t>(j)])
                                                 : o_.feature_names[static_cast<size_t>(j)];
     e.features.push_back({j, desc, top.coef(static_cast<Eigen::Index>(k))});
   }
+  std::stable_sort(e.features.begin(), e.features.end(),
+                   [](const FeatureWeight& a, const FeatureWeight& b) { return std::fabs(a.weight) > std::fabs(b.weight); });
   return e;
 }
 

@@ -36,6 +36,10 @@ struct ExplainOptions {
   int num_features = 10;     // features in the explanation (largest |weight| first)
   int num_samples = 5000;    // perturbations, the instance itself first
   double ridge_alpha = 1.0;  // the weighted ridge regression's penalty (lime's Ridge(alpha=1))
+  // How the num_features are chosen, as lime: "forward_selection" (greedily by the weighted R^2),
+  // "highest_weights" (largest |weight| of a fit on every feature), "none" (every feature), or
+  // "auto" (forward selection up to 6 features, else highest weights).
+  std::string feature_selection = "auto";
 };
 
 struct FeatureWeight {
@@ -51,7 +55,7 @@ struct Explanation {
   double score = 0;             // weighted R^2 of the local linear model on the perturbations
   double local_prediction = 0;  // the linear model at the instance
   double model_prediction = 0;  // predict_fn at the instance, for `label`
-  std::vector<FeatureWeight> features;  // the top num_features
+  std::vector<FeatureWeight> features;  // the chosen features, largest |weight| first
   std::vector<double> weights;          // every feature's weight, in feature order
   std::vector<std::pair<std::string, double>> as_list() const;
   // A text table: rank, feature, weight, and a bar of '+' or '-' scaled to the largest weight.
