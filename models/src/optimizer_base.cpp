@@ -3,6 +3,7 @@
 
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
+#include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/optim.h"
 #include "optimizer_base.h"
 
@@ -14,6 +15,8 @@ Optimizer::Optimizer(std::string name, OptimizerOptions options, double default_
   MF_CHECK(options_.clipnorm >= 0 && options_.clipvalue >= 0 && options_.global_clipnorm >= 0, "optimizer '", name_,
            "': clipnorm, clipvalue and global_clipnorm must be >= 0 (0 is off), got ", options_.clipnorm, ", ",
            options_.clipvalue, ", ", options_.global_clipnorm);
+  MF_CHECK(options_.gradient_accumulation_steps >= 1, "optimizer '", name_,
+           "': gradient_accumulation_steps must be >= 1 (1 is off), got ", options_.gradient_accumulation_steps);
   int set = (options_.clipnorm > 0) + (options_.clipvalue > 0) + (options_.global_clipnorm > 0);
   MF_CHECK(set <= 1, "optimizer '", name_, "': only one of clipnorm, clipvalue and global_clipnorm can be set (as in ",
            "Keras), got clipnorm=", options_.clipnorm, ", clipvalue=", options_.clipvalue,
@@ -35,6 +38,7 @@ Json Optimizer::get_config() const {
   if (options_.clipnorm > 0) c["clipnorm"] = options_.clipnorm;
   if (options_.clipvalue > 0) c["clipvalue"] = options_.clipvalue;
   if (options_.global_clipnorm > 0) c["global_clipnorm"] = options_.global_clipnorm;
+  if (options_.gradient_accumulation_steps > 1) c["gradient_accumulation_steps"] = options_.gradient_accumulation_steps;
   return c;
 }
 
@@ -56,6 +60,39 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
     return squared_norms ? (*squared_norms)[i] : optim::squared_norm(gi);
   };
   NoGradGuard no_grad;
+  const int64_t accumulate = options_.gradient_accumulation_steps;
+  if (accumulate > 1) {
+    // Note [Gradient accumulation]: the sums live here, per variable of the call; the Nth call
+    // applies their mean (clipping and the update see it) and the step counter advances then.
+    MF_CHECK(!squared_norms, "optimizer '", name_, "': gradient_accumulation_steps with precomputed gradient norms ",
+             "(tensor parallelism, ZeRO) is not supported yet");
+    if (accumulated_calls_ == 0) accumulated_.assign(grads.size(), Tensor());
+    MF_CHECK(accumulated_.size() == grads.size(), "optimizer '", name_, "': ", grads.size(), " gradients after ",
+             accumulated_.size(), " in the calls being accumulated; every call must pass the same variables");
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (!grads[i].defined()) continue;
+      MF_CHECK(grads[i].shape() == variables[i].shape(), "optimizer '", name_, "': the gradient for '",
+               variables[i].name(), "' has shape ", shape_str(grads[i].shape()), " but the variable has shape ",
+               shape_str(variables[i].shape()));
+      Tensor gi = grads[i].detach().to(variables[i].dtype());
+      accumulated_[i] = accumulated_[i].defined() ? accumulated_[i] + gi : gi.clone();
+    }
+    if (++accumulated_calls_ < accumulate) return;
+    std::vector<Tensor> mean(accumulated_.size());
+    for (size_t i = 0; i < mean.size(); ++i)
+      if (accumulated_[i].defined()) mean[i] = accumulated_[i] * (1.0 / static_cast<double>(accumulate));
+    accumulated_.clear();
+    accumulated_calls_ = 0;
+    options_.gradient_accumulation_steps = 1;
+    try {
+      apply_gradients(mean, variables, nullptr);
+    } catch (...) {
+      options_.gradient_accumulation_steps = accumulate;
+      throw;
+    }
+    options_.gradient_accumulation_steps = accumulate;
+    return;
+  }
   const bool clipping = options_.clipnorm > 0 || options_.clipvalue > 0 || options_.global_clipnorm > 0;
   std::vector<Tensor> g(grads.size());
   for (size_t i = 0; i < grads.size(); ++i) {

@@ -184,6 +184,7 @@ Options options_from(const Json& c) {
   o.clipnorm = c.value("clipnorm", 0.0);
   o.clipvalue = c.value("clipvalue", 0.0);
   o.global_clipnorm = c.value("global_clipnorm", 0.0);
+  o.gradient_accumulation_steps = c.value("gradient_accumulation_steps", int64_t{1});
   return o;
 }
 

@@ -61,22 +61,31 @@ class PiecewiseConstantDecayImpl : public LearningRateSchedule {
 // initial * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, decay_steps) / decay_steps)) + alpha).
 class CosineDecayImpl : public LearningRateSchedule {
  public:
-  CosineDecayImpl(double initial, int64_t decay_steps, double alpha)
-      : initial_(initial), steps_(decay_steps), alpha_(alpha) {}
+  CosineDecayImpl(double initial, int64_t decay_steps, double alpha, int64_t warmup_steps, double warmup_target)
+      : initial_(initial), steps_(decay_steps), alpha_(alpha), warmup_steps_(warmup_steps),
+        target_(warmup_target < 0 ? initial : warmup_target) {}
   double operator()(int64_t step) const override {
-    double frac = double(std::min(step, steps_)) / double(steps_);
+    if (step < warmup_steps_) return initial_ + (target_ - initial_) * double(step) / double(warmup_steps_);
+    double frac = double(std::min(step - warmup_steps_, steps_)) / double(steps_);
     double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * frac));
-    return initial_ * ((1.0 - alpha_) * cosine + alpha_);
+    return target_ * ((1.0 - alpha_) * cosine + alpha_);
   }
   Json get_config() const override {
-    return {{"class_name", "CosineDecay"}, {"initial_learning_rate", initial_}, {"decay_steps", steps_},
-            {"alpha", alpha_}};
+    Json c{{"class_name", "CosineDecay"}, {"initial_learning_rate", initial_}, {"decay_steps", steps_},
+           {"alpha", alpha_}};
+    if (warmup_steps_ > 0) {
+      c["warmup_steps"] = warmup_steps_;
+      c["warmup_target"] = target_;
+    }
+    return c;
   }
 
  private:
   double initial_;
   int64_t steps_;
   double alpha_;
+  int64_t warmup_steps_;
+  double target_;
 };
 
 // initial / (1 + rate * step / decay_steps), the ratio floored when staircase.
@@ -109,9 +118,13 @@ std::shared_ptr<LearningRateSchedule> PiecewiseConstantDecay(std::vector<int64_t
   return std::make_shared<PiecewiseConstantDecayImpl>(std::move(boundaries), std::move(values));
 }
 
-std::shared_ptr<LearningRateSchedule> CosineDecay(double initial, int64_t decay_steps, double alpha) {
+std::shared_ptr<LearningRateSchedule> CosineDecay(double initial, int64_t decay_steps, double alpha,
+                                                  int64_t warmup_steps, double warmup_target) {
   check_steps("CosineDecay", decay_steps);
-  return std::make_shared<CosineDecayImpl>(initial, decay_steps, alpha);
+  MF_CHECK(warmup_steps >= 0, "CosineDecay: warmup_steps must be >= 0, got ", warmup_steps);
+  MF_CHECK(warmup_target < 0 || warmup_steps > 0, "CosineDecay: warmup_target ", warmup_target,
+           " is given but warmup_steps is 0; set warmup_steps");
+  return std::make_shared<CosineDecayImpl>(initial, decay_steps, alpha, warmup_steps, warmup_target);
 }
 
 std::shared_ptr<LearningRateSchedule> InverseTimeDecay(double initial, int64_t decay_steps, double decay_rate,
@@ -133,7 +146,7 @@ std::shared_ptr<LearningRateSchedule> from_config(const Json& c) {
                                     c.at("values").get<std::vector<double>>());
     if (kind == "CosineDecay")
       return CosineDecay(c.at("initial_learning_rate").get<double>(), c.at("decay_steps").get<int64_t>(),
-                         c.value("alpha", 0.0));
+                         c.value("alpha", 0.0), c.value("warmup_steps", int64_t{0}), c.value("warmup_target", -1.0));
     if (kind == "InverseTimeDecay")
       return InverseTimeDecay(c.at("initial_learning_rate").get<double>(), c.at("decay_steps").get<int64_t>(),
                               c.at("decay_rate").get<double>(), c.value("staircase", false));

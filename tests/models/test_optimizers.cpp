@@ -327,3 +327,24 @@ TEST(Schedules, MatchKerasClosedForms) {
   }
   EXPECT_NEAR((*cosine)(50), 0.02, 1e-15);  // alpha * initial at the end
 }
+
+TEST(Schedules, CosineDecayWarmsUpThenDecaysFromItsTarget) {
+  // Keras 3: linear from `initial` to warmup_target over warmup_steps, then the cosine from the target.
+  auto s = schedules::CosineDecay(0.0, 100, 0.1, 10, 0.5);
+  EXPECT_DOUBLE_EQ((*s)(0), 0.0);
+  EXPECT_DOUBLE_EQ((*s)(5), 0.25);
+  EXPECT_DOUBLE_EQ((*s)(10), 0.5);
+  for (int64_t t : {10, 35, 60, 85, 110, 200}) {
+    const double c = 0.5 * (1 + std::cos(M_PI * double(std::min<int64_t>(t - 10, 100)) / 100.0));
+    EXPECT_NEAR((*s)(t), 0.5 * ((1 - 0.1) * c + 0.1), 1e-15) << t;
+  }
+  EXPECT_NEAR((*s)(110), 0.05, 1e-15);
+  // The config round-trips, warm-up included.
+  auto back = schedules::from_config(s->get_config());
+  for (int64_t t : {0, 3, 10, 50, 120}) EXPECT_DOUBLE_EQ((*back)(t), (*s)(t)) << t;
+  // Without warm-up it is the plain cosine (the target defaults to the initial rate).
+  auto plain = schedules::CosineDecay(0.2, 50, 0.0, 0);
+  EXPECT_DOUBLE_EQ((*plain)(0), 0.2);
+  EXPECT_MF_ERROR(schedules::CosineDecay(0.1, 10, 0.0, -1), "warmup_steps must be >= 0");
+  EXPECT_MF_ERROR(schedules::CosineDecay(0.1, 10, 0.0, 0, 0.5), "warmup_target", "warmup_steps is 0");
+}

@@ -21,7 +21,11 @@ namespace schedules {
 std::shared_ptr<LearningRateSchedule> ExponentialDecay(double initial, int64_t decay_steps, double decay_rate,
                                                        bool staircase = false);
 std::shared_ptr<LearningRateSchedule> PiecewiseConstantDecay(std::vector<int64_t> boundaries, std::vector<double> values);
-std::shared_ptr<LearningRateSchedule> CosineDecay(double initial, int64_t decay_steps, double alpha = 0.0);
+// Keras 3's CosineDecay: with warmup_steps > 0 the rate first climbs linearly from `initial` to
+// `warmup_target` (default: initial) over warmup_steps, then decays from warmup_target by a cosine
+// over decay_steps to alpha x warmup_target.
+std::shared_ptr<LearningRateSchedule> CosineDecay(double initial, int64_t decay_steps, double alpha = 0.0,
+                                                  int64_t warmup_steps = 0, double warmup_target = -1);
 std::shared_ptr<LearningRateSchedule> InverseTimeDecay(double initial, int64_t decay_steps, double decay_rate,
                                                        bool staircase = false);
 // The schedule a get_config() describes ({"class_name": "ExponentialDecay", ...}).
@@ -34,6 +38,9 @@ struct OptimizerOptions {
   double clipnorm = 0;         // per-variable gradient norm clip (0: off)
   double clipvalue = 0;        // elementwise clip to [-v, v] (0: off)
   double global_clipnorm = 0;  // clip by the norm of all gradients together (0: off)
+  // Keras 3's gradient_accumulation_steps: gradients of N calls are averaged and applied once, on
+  // every Nth call (clipping sees the average); the step counter and schedules count updates.
+  int64_t gradient_accumulation_steps = 1;
 };
 
 class Optimizer {
@@ -78,6 +85,10 @@ class Optimizer {
   std::string name_;
   double lr_;
   int64_t iterations_ = 0;
+  // Gradient accumulation: the running sums (one per variable of the last call) and how many
+  // calls they hold.
+  std::vector<Tensor> accumulated_;
+  int64_t accumulated_calls_ = 0;
 };
 
 namespace optimizers {
