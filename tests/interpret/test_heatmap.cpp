@@ -130,6 +130,7 @@ TEST(Heatmap, ImageSummaryIsACheckedRecordHoldingThePng) {
   std::string png = ip::encode_png(ip::heatmap(image, attr));
   EXPECT_NE(records[1].find(png), std::string::npos) << "the PNG is inside the event";
   EXPECT_NE(records[1].find("saliency/sample_0"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Heatmap, ChecksItsInputs) {
