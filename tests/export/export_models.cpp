@@ -40,6 +40,43 @@ mf::Tensor make_input(const export_zoo::InputSpec& spec, int64_t batch, mf::Gene
   return spec.image ? mf::rand(shape, {}, &gen) : mf::randn(shape, {}, &gen);
 }
 
+const char* kFashionMnist = "/usr/share/datasets/fashion-mnist";
+
+// One short epoch on 4,000 training images, so the browser test's CNN classifies for real (its
+// answers are compared with predict's whatever the weights; training makes the classes differ).
+void train_briefly(mf::Model& model) {
+  const std::string data = kFashionMnist;
+  if (!std::filesystem::exists(data + "/train-images-idx3-ubyte.gz")) return;
+  mf::Tensor x = mf::io::read_idx(data + "/train-images-idx3-ubyte.gz").slice(0, 0, 4000).reshape({4000, 28, 28, 1}) / 255.0;
+  mf::Tensor y = mf::io::read_idx(data + "/train-labels-idx1-ubyte.gz", /*as_float=*/false).slice(0, 0, 4000);
+  model.compile({.optimizer = "adam", .loss = "categorical_crossentropy"});
+  model.fit(x.contiguous(), mf::one_hot(y, 10), {.epochs = 1, .batch_size = 64, .verbose = 0});
+}
+
+// Ten Fashion-MNIST test images (seeded random ones where the data set is not installed) with
+// predict's probabilities and classes, for the browser test.
+void write_browser_images(mf::Model& model, const std::filesystem::path& path) {
+  const std::string data = kFashionMnist;
+  mf::Json doc;
+  mf::Tensor x;
+  if (std::filesystem::exists(data + "/t10k-images-idx3-ubyte.gz")) {
+    x = mf::io::read_idx(data + "/t10k-images-idx3-ubyte.gz").slice(0, 0, 10).reshape({10, 28, 28, 1}) / 255.0;
+    mf::Tensor labels = mf::io::read_idx(data + "/t10k-labels-idx1-ubyte.gz", /*as_float=*/false).slice(0, 0, 10);
+    doc["labels"] = labels.contiguous().to(mf::DType::I64).to_vector<int64_t>();
+    doc["source"] = "fashion-mnist t10k, images 0-9";
+  } else {
+    mf::Generator gen(99);
+    x = mf::rand({10, 28, 28, 1}, {}, &gen);
+    doc["source"] = "random images (the data set is not installed)";
+  }
+  mf::Tensor p = model.predict(mf::Tensors{x})[0].contiguous();
+  doc["input"] = tensor_json(model.input_names()[0], x.contiguous());
+  doc["probabilities"] = p.to_vector<float>();
+  doc["dims"] = p.shape();
+  doc["classes"] = mf::argmax(p, 1).contiguous().to(mf::DType::I64).to_vector<int64_t>();
+  std::ofstream(path) << doc.dump();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -48,12 +85,15 @@ int main(int argc, char** argv) try {
     return 2;
   }
   const std::filesystem::path out = argv[1];
+  std::filesystem::remove_all(out);  // the folder is the fixture's own: no model of an earlier run stays
   std::filesystem::create_directories(out / "saved");
+  std::filesystem::create_directories(out / "browser");
   uint64_t seed = 1;
   for (const auto& make : export_zoo::all_fixtures()) {
     mf::reset_layer_names();
     export_zoo::Fixture f = make();
     export_zoo::randomize_weights(*f.model, seed++);
+    if (f.name == "fmnist_cnn") train_briefly(*f.model);
     mf::export_onnx(*f.model, (out / (f.name + ".onnx")).string(), {.opset = 17, .dynamic_batch = true});
     mf::Json doc{{"model", f.name}, {"output_names", f.model->output_names()}, {"cases", mf::Json::array()}};
     mf::Generator gen(1000 + seed);
@@ -75,6 +115,7 @@ int main(int argc, char** argv) try {
     }
     std::ofstream(out / (f.name + ".json")) << doc.dump();
     if (f.name == "fmnist_mlp" || f.name == "seed_residual_batchnorm") f.model->save((out / "saved" / f.name).string());
+    if (f.name == "fmnist_cnn") write_browser_images(*f.model, out / "browser" / "fmnist_cnn_images.json");
     std::printf("exported %s (%zu inputs, %zu outputs)\n", f.name.c_str(), f.inputs.size(),
                 f.model->output_names().size());
   }

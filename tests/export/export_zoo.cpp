@@ -1,6 +1,9 @@
 // The export test models (export_zoo.h).
 #include "export_zoo.h"
 
+#include "meshflow/zoo/gpt.h"
+#include "meshflow/zoo/resnet.h"
+
 namespace mf = meshflow;
 namespace L = meshflow::layers;
 
@@ -230,13 +233,38 @@ Fixture layers_attention() {
           {{{5, 8}}, {{6, 4}}, {{6, 3}}, {{5, 6}, mf::DType::Bool}}};
 }
 
+// The zoo's Transformer layers: token and position embeddings, a post-norm encoder with an
+// attention mask and a pre-norm causal one with a gelu feed-forward.
+Fixture zoo_transformer() {
+  auto ids = mf::Input({6}, {.dtype = mf::DType::I64, .name = "ids"});
+  auto attend = mf::Input({6, 6}, {.dtype = mf::DType::Bool, .name = "attend"});
+  auto x = L::TokenAndPositionEmbedding(30, 16, 8)(ids);
+  x = L::TransformerEncoder(2, 16)(mf::Tensors{x, attend})[0];
+  x = L::TransformerEncoder(2, 12, {.key_dim = 3, .activation = "gelu", .normalize_first = true,
+                                    .use_causal_mask = true})(x);
+  auto out = L::Dense(3, {.activation = "softmax"})(L::GlobalAveragePooling1D()(x));
+  return {"zoo_transformer", functional({ids, attend}, {out, x}),
+          {{{6}, mf::DType::I64, 30}, {{6, 6}, mf::DType::Bool}}};
+}
+
+// The zoo's models: GPT (tiny preset: ReversibleEmbedding, whose tied head is a transposed matmul,
+// pre-norm causal TransformerEncoders, a final LayerNormalization) and ResNet-18 on 32x32 images.
+Fixture zoo_gpt() {
+  auto config = mf::zoo::GptConfig::tiny();
+  return {"zoo_gpt", mf::zoo::gpt(config), {{{config.context}, mf::DType::I64, config.vocab_size}}};
+}
+
+Fixture zoo_resnet18() {
+  return {"zoo_resnet18", mf::zoo::resnet(18, {.input_shape = {32, 32, 3}, .classes = 10}), {{{32, 32, 3}}}};
+}
+
 }  // namespace
 
 std::vector<std::function<Fixture()>> all_fixtures() {
   return {fmnist_mlp,         fmnist_cnn,           seed_attention_classifier, seed_ensembling, seed_multi_io_model,
           seed_multiple_losses, seed_qa_model,      seed_residual_batchnorm,  seed_shared_layers,
           seed_model_as_function, seed_custom_callback, seed_custom_models, seed_custom_layers, seed_multi_io_layer,     sequential_cnn,  layers_conv_norm,
-          layers_recurrent,    layers_attention};
+          layers_recurrent,    layers_attention, zoo_transformer, zoo_gpt, zoo_resnet18};
 }
 
 void randomize_weights(mf::Model& model, uint64_t seed) {

@@ -141,6 +141,14 @@ TEST(OnnxExport, UnbuiltModelsAndMasksAreRefused) {
   err = error_of([&] { mf::export_onnx_bytes(masked); });
   EXPECT_NE(err.find("'m/tokens' (Embedding)"), std::string::npos) << err;
   EXPECT_NE(err.find("mask_zero"), std::string::npos) << err;
+
+  auto x = mf::Input({5, 8});
+  auto padding = mf::Input({5}, {.dtype = mf::DType::Bool});
+  auto encoded = L::TransformerEncoder(2, 8, {.name = "encoder"})(mf::Tensors{x, padding})[0];
+  mf::Model padded({x, padding}, {L::GlobalAveragePooling1D()(encoded)}, {.name = "p"});
+  err = error_of([&] { mf::export_onnx_bytes(padded); });
+  EXPECT_NE(err.find("'p/encoder' (TransformerEncoder)"), std::string::npos) << err;
+  EXPECT_NE(err.find("padding mask"), std::string::npos) << err;
 }
 
 TEST(OnnxExport, NamesBatchAndMetadata) {

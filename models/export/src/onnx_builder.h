@@ -88,4 +88,7 @@ const Mapping* find_mapping(const std::string& class_name);
 // Appends the nodes of a Keras activation by name ("relu", "softmax", "linear", ...) to x.
 std::string activation(LayerCall& c, const std::string& name, const std::string& x);
 
+// MultiHeadAttention's nodes for a call (onnx_layers_seq.cpp); TransformerEncoder reuses them.
+std::vector<std::string> multi_head_attention(LayerCall& c);
+
 }  // namespace meshflow::onnx_export

@@ -30,7 +30,7 @@ std::string known_layers() {
                            "Multiply", "Average", "Maximum", "Concatenate", "Conv1D", "Conv2D", "MaxPooling2D",
                            "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
                            "GlobalMaxPooling2D", "BatchNormalization", "LayerNormalization", "SimpleRNN", "LSTM",
-                           "GRU", "MultiHeadAttention"})
+                           "GRU", "MultiHeadAttention", "TokenAndPositionEmbedding", "TransformerEncoder"})
     if (find_mapping(name)) out += (out.empty() ? "" : ", ") + std::string(name);
   return out;
 }
@@ -108,7 +108,10 @@ class Walker {
         const auto* l = static_cast<const Layer*>(n.payload.get());
         outs = layer(*l, path + "/" + l->name(), ins, out_shapes);
       } else {
-        std::string where = n.scope.empty() ? path : path + " (in " + n.scope + ")";
+        const bool scope_is_path = n.scope.empty() || path == n.scope ||
+                                   (path.size() > n.scope.size() &&
+                                    path.compare(path.size() - n.scope.size() - 1, std::string::npos, "/" + n.scope) == 0);
+        std::string where = scope_is_path ? path : path + " (in " + n.scope + ")";
         auto names = op_node(b_, n, where, ins);
         for (size_t k = 0; k < names.size(); ++k) outs.push_back(Value{names[k], out_shapes[k], DType::F32});
       }
@@ -162,8 +165,11 @@ class Walker {
       }
       return graph(Graph::from(placeholders, outs.list()), path, ins);
     } catch (const Error& e) {
+      std::string why = e.what();
+      const std::string prefix = "ONNX export: ";
+      if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
       MF_THROW("ONNX export: layer '", path, "' (", l.class_name(), ") has no ONNX mapping, and its call() does ",
-               "not trace to layers and ops that have one: ", e.what(), ". Layers that export: ", known_layers());
+               "not trace to layers and ops that have one: ", why, ". Layers that export: ", known_layers());
     }
   }
 

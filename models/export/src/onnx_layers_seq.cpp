@@ -111,6 +111,8 @@ std::string project(LayerCall& c, const std::string& x, const std::string& which
   return c.b.node1("Transpose", {y}, c.hint(which), {{"perm", std::vector<int64_t>{0, 2, 1, 3}}});
 }
 
+}  // namespace
+
 std::vector<std::string> multi_head_attention(LayerCall& c) {
   std::vector<const Value*> features;
   const Value* mask = nullptr;
@@ -160,6 +162,8 @@ std::vector<std::string> multi_head_attention(LayerCall& c) {
   if (c.config.value("return_attention_scores", false)) out.push_back(probs);
   return out;
 }
+
+namespace {
 
 const bool kRegistered = [] {
   // ONNX gate orders: LSTM i, o, f, c (Keras i, f, c, o); GRU z, r, h (as Keras).

@@ -2,6 +2,7 @@
 #include "onnx_ops.h"
 
 #include <map>
+#include <utility>
 
 #include "meshflow/core/error.h"
 
@@ -20,11 +21,22 @@ std::vector<std::string> op_node(GraphBuilder& b, const Graph::Node& n, const st
   auto it = kDirect.find(op);
   if (n.op && it != kDirect.end()) return {b.node1(it->second, names, hint)};
   if (n.op && op == "softmax") return {b.node1("Softmax", names, hint, {{"axis", n.attrs.i("axis")}})};
-  if (n.op && op == "matmul" && !n.attrs.i("transpose_a") && !n.attrs.i("transpose_b"))
+  if (n.op && op == "matmul") {  // transposes swap the last two axes (a tied output head: x @ table^T)
+    for (int k = 0; k < 2; ++k) {
+      if (!n.attrs.i(k == 0 ? "transpose_a" : "transpose_b")) continue;
+      const int64_t rank = static_cast<int64_t>(inputs[static_cast<size_t>(k)].shape.size());
+      std::vector<int64_t> perm;
+      for (int64_t d = 0; d < rank; ++d) perm.push_back(d);
+      std::swap(perm[static_cast<size_t>(rank - 1)], perm[static_cast<size_t>(rank - 2)]);
+      names[static_cast<size_t>(k)] = b.node1("Transpose", {names[static_cast<size_t>(k)]}, hint, {{"perm", perm}});
+    }
     return {b.node1("MatMul", names, hint)};
+  }
+  if (n.op && op == "embedding")  // (ids, table) -> table rows
+    return {b.node1("Gather", {names[1], names[0]}, hint, {{"axis", int64_t{0}}})};
   MF_THROW("ONNX export: op '", op, "' applied in '", where, "' outside a layer has no ONNX mapping; the ops that ",
            "export outside layers are the elementwise ones (add, sub, mul, div, maximum, minimum, relu, sigmoid, ",
-           "tanh, exp, log, neg, sqrt, abs, softplus), softmax and matmul; wrap the rest in a layer");
+           "tanh, exp, log, neg, sqrt, abs, softplus), softmax, matmul and embedding; wrap the rest in a layer");
 }
 
 }  // namespace meshflow::onnx_export
