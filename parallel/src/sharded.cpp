@@ -55,6 +55,15 @@ struct ZeroState {
   std::vector<Tensor> weights;
   std::deque<int> live;
   bool pinned = false;
+  // Prefetch (Note [ZeRO-3 prefetch]): the order the first step gathered buckets in, how far this
+  // step has followed it, and the one bucket whose all-gather is in flight.
+  std::vector<int> order;
+  size_t next = 0;
+  bool recording = true;  // the first step with shards records the order
+  bool ordered = true;    // false once a step strays from it: no more prefetching
+  int pending_bucket = -1;
+  Tensor pending_whole;
+  distributed::WorkPtr pending_work;
 };
 
 std::shared_ptr<ZeroState> partition(const std::vector<Tensor>& params, const distributed::GradBucketer& buckets,
@@ -113,7 +122,31 @@ void release_bucket(ZeroState& z, int b) {
   for (const Run& r : z.runs[static_cast<size_t>(b)]) z.weights[r.param].impl()->storage->release();
 }
 
+// Note [ZeRO-3 prefetch]
+// Every step touches the weights in the same order, so the order of the first step's gathers is
+// the order of every later one. After gathering bucket b, the next bucket of that order is posted
+// as an asynchronous all-gather (the communicator's progress thread runs it while this thread
+// computes with b); its first read then only waits for it. Every rank posts the same collectives
+// at the same points, so the order of collectives stays the same on all ranks. A step that strays
+// from the recorded order (a different batch shape, a model change) finishes the gather in flight,
+// stops prefetching, and gathers on demand from then on, as before.
+void settle_pending(ZeroState& z) {
+  if (z.pending_bucket < 0) return;
+  z.pending_work->wait();
+  z.pending_bucket = -1;
+  z.pending_work.reset();
+  z.pending_whole = Tensor();
+}
+
+// A step's end (or an epoch end's pinning): the next step follows the recorded order from its start.
+void end_of_sequence(ZeroState& z) {
+  settle_pending(z);
+  if (!z.order.empty()) z.recording = false;
+  z.next = 0;
+}
+
 void release_all(ZeroState& z) {
+  end_of_sequence(z);
   for (size_t b = 0; b < z.runs.size(); ++b) release_bucket(z, static_cast<int>(b));
   z.live.clear();
   z.pinned = false;
@@ -127,8 +160,18 @@ void gather_bucket(ZeroState& z, distributed::Communicator& comm, int b, int liv
   }
   const auto& runs = z.runs[static_cast<size_t>(b)];
   const Tensor& shard = z.shards[static_cast<size_t>(b)];
-  Tensor whole = empty({z.bucket_numel[static_cast<size_t>(b)]}, {.dtype = shard.dtype(), .device = shard.device()});
-  comm.all_gather(shard, whole);
+  Tensor whole;
+  if (z.pending_bucket == b) {
+    z.pending_work->wait();
+    whole = z.pending_whole;
+    z.pending_bucket = -1;
+    z.pending_work.reset();
+    z.pending_whole = Tensor();
+  } else {
+    settle_pending(z);
+    whole = empty({z.bucket_numel[static_cast<size_t>(b)]}, {.dtype = shard.dtype(), .device = shard.device()});
+    comm.all_gather(shard, whole);
+  }
   const size_t es = dtype_size(shard.dtype());
   for (const Run& r : runs) {
     TensorImpl& w = *z.weights[r.param].impl();
@@ -139,6 +182,27 @@ void gather_bucket(ZeroState& z, distributed::Communicator& comm, int b, int liv
                static_cast<size_t>(n) * es);
   }
   z.live.push_back(b);
+  if (z.pinned) return;  // an epoch end gathering everything: not part of a step's order
+  if (z.recording) {
+    z.order.push_back(b);
+    return;
+  }
+  if (!z.ordered) return;
+  if (z.next < z.order.size() && z.order[z.next] == b) {
+    ++z.next;
+  } else {
+    z.ordered = false;
+    return;
+  }
+  if (z.next < z.order.size()) {
+    const int c = z.order[z.next];
+    if (std::find(z.live.begin(), z.live.end(), c) != z.live.end()) return;
+    const Tensor& next_shard = z.shards[static_cast<size_t>(c)];
+    z.pending_whole =
+        empty({z.bucket_numel[static_cast<size_t>(c)]}, {.dtype = next_shard.dtype(), .device = next_shard.device()});
+    z.pending_work = comm.all_gather_async(next_shard, z.pending_whole);
+    z.pending_bucket = c;
+  }
 }
 
 // The first ZeRO-3 step: each rank keeps its rows of every bucket, and the weights learn to
