@@ -61,8 +61,28 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(static_cast<uint64_t>(shared_.options.max_request_bytes));
     parser_->header_limit(64 * 1024);
     stream_.expires_after(std::chrono::milliseconds(shared_.options.request_timeout_ms));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does for large bodies) waits for a 100 before
+  // it sends the body; a Content-Length over the limit has already failed the header read (413).
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read(ec);
+    auto self = shared_from_this();
+    auto read_body = [self] {
+      http::async_read(self->stream_, self->buffer_, *self->parser_,
+                       [self](beast::error_code e, size_t) { self->on_read(e); });
+    };
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont, [self, cont, read_body](beast::error_code e, size_t) {
+        if (e) return self->close();
+        read_body();
+      });
+      return;
+    }
+    read_body();
   }
 
   void on_read(beast::error_code ec) {

@@ -107,6 +107,26 @@ TEST_F(BadInput, HugeBodyIs413AndGarbageIs400) {
   expect_serving();
 }
 
+// curl sends "Expect: 100-continue" before a large body and waits for the 100 (up to a second).
+TEST_F(BadInput, ExpectContinueGetsA100BeforeTheBody) {
+  int fd = connect_to(server_->rest_port(), 5000);
+  ASSERT_GE(fd, 0);
+  const mf::Tensor x = random_rows(1, 4, 701);
+  const std::string body = Json{{"instances", rows_json(x)}}.dump();
+  send_all(fd, "POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
+               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+  char buf[256];
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);  // the 100 comes before we send the body
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)).rfind("HTTP/1.1 100 Continue", 0), 0u) << std::string(buf, n);
+  send_all(fd, body);
+  HttpResult r = parse_http(read_all(fd));
+  ::close(fd);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto want = mf::load_model(*dir_ + "/m/1", false)->predict({x}, {.batch_size = 8, .verbose = 0, .callbacks = {}})[0];
+  EXPECT_EQ(compare(r.json()["predictions"], want), "");
+}
+
 TEST_F(BadInput, SlowClientsAreClosedAndOthersAreServed) {
   // Ten clients that send half a request and then nothing.
   std::vector<int> slow;
