@@ -9,6 +9,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/optim.h"
+#include "meshflow/models/regularizers.h"
 #include "meshflow/parallel/sharded.h"
 #include "model_state.h"
 
@@ -45,9 +46,15 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
       std::vector<Tensor> all(ws.begin(), ws.end());
       s.broadcast_from_chief(all);
       st.trainable = trainable_weights();
-      for (const auto& v : st.trainable)
-        MF_CHECK(!v.regularizer(), "ShardedStrategy: weight '", v.name(), "' of model '", name(),
-                 "' has a regularizer; tensor-parallel training does not trace regularizers yet");
+      // Keras's L1, L2 and L1L2 penalties are sums over elements, so each rank adds its part's
+      // (Note [Penalties on parts] below); a penalty that is not such a sum cannot be split.
+      for (const auto& v : st.trainable) {
+        if (!v.regularizer()) continue;
+        const std::string kind = v.regularizer()->get_config().value("class_name", "");
+        MF_CHECK(kind == "L1" || kind == "L2" || kind == "L1L2", "ShardedStrategy: weight '", v.name(), "' of model '",
+                 name(), "' has a regularizer of class '", kind, "'; tensor-parallel training splits only penalties ",
+                 "that are sums over elements (L1, L2, L1L2)");
+      }
     }
     const std::vector<std::string> names = x.names();
     SpmdProgram::Fn fn = [this, &c, nx, no, with_loss, names](const std::vector<Tensor>& ins) {
@@ -153,7 +160,22 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
   std::vector<Tensor> ins = x.list();
   for (size_t i : with_loss) ins.push_back(targets[i]);
   std::vector<Tensor> outs = program->run(ins);
-  outs[0].backward();
+  // Note [Penalties on parts]: an elementwise-sum penalty of a weight is the sum of its parts'
+  // penalties, and its gradient on a part is the part's own. So every rank adds the penalties of
+  // the parts it holds to the loss it differentiates (each copy of a replicated weight gets the
+  // whole penalty gradient, as it gets the whole data gradient), and the reported loss adds each
+  // part's penalty once: divided by the ranks holding that part, then summed over the ranks with
+  // the gradient norms below.
+  Tensor objective = outs[0];
+  double penalty = 0;
+  for (size_t i = 0; i < st.trainable.size(); ++i) {
+    const auto& reg = st.trainable[i].regularizer();
+    if (!reg) continue;
+    Tensor r = (*reg)(st.locals[i]);
+    objective = objective + r;
+    penalty += r.item() / st.copies[i];
+  }
+  objective.backward();
 
   // Norms over whole weights for clipping and the finite check: each part's squared norm, summed
   // over the ranks, each part counted once.
@@ -167,9 +189,12 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
     if (gc.dtype() != DType::F32 && gc.dtype() != DType::F64) gc = gc.to(DType::F32);
     local[i] = optim::squared_norm(gc) / st.copies[i];
   }
+  local.push_back(penalty);  // summed over the ranks with the norms: one collective
   Tensor sq = from_vector(local, {static_cast<int64_t>(local.size())}, {.dtype = DType::F64});
   if (st.comm->size() > 1) st.comm->all_reduce(sq);
   std::vector<double> squared = sq.to_vector<double>();
+  const double penalties = squared.back();
+  squared.pop_back();
   for (size_t i = 0; i < squared.size(); ++i)
     MF_CHECK(!check_gradients_ || std::isfinite(squared[i]), "fit(check_gradients): the gradient of '",
              st.trainable[i].name(), "' is not finite (it holds a NaN or an infinity)");
@@ -179,7 +204,7 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
 
   NoGradGuard no_grad;
   const double rows = static_cast<double>(n);
-  c.loss.update(outs[0].item(), rows);
+  c.loss.update(outs[0].item() + penalties, rows);
   for (size_t k = 0; k < with_loss.size(); ++k) c.output_losses[with_loss[k]].update(outs[1 + k].item(), rows);
   for (size_t i = 0; i < no; ++i)
     for (auto& m : c.metrics[i]) m->update_state(targets[i], outs[1 + with_loss.size() + i]);

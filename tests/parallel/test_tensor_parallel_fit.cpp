@@ -223,6 +223,41 @@ TEST(ShardedStrategyTensorParallel, BatchNormalizationIsRefusedNamingTheLayer) {
   expect_no_errors(errors);
 }
 
+// Weight penalties on split layers: each rank adds its parts' L1/L2 terms; the loss (data plus
+// penalties, as Keras reports it) and the weights equal one device's on a 2x2 mesh.
+std::shared_ptr<mf::Model> regularized_mlp() {
+  namespace L = mf::layers;
+  namespace R = mf::regularizers;
+  return std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      L::Dense(16, {.activation = "relu", .kernel_regularizer = R::L2(0.02), .bias_regularizer = R::L1(0.01),
+                    .dtype = DType::F64, .kernel_layout = mf::layout({Replicated, "model"}),
+                    .bias_layout = mf::layout({"model"})}),
+      L::Dense(8, {.activation = "relu", .kernel_regularizer = R::L1L2(0.01, 0.03), .dtype = DType::F64,
+                   .kernel_layout = mf::layout({"model", Replicated})}),
+      L::Dense(3, {.activation = "softmax", .kernel_regularizer = R::L2(0.05), .dtype = DType::F64})});
+}
+
+TEST(ShardedStrategyTensorParallel, RegularizedSplitLayersMatchOneDevice) {
+  auto [x, y] = dp_test::data(29, {6}, 37);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = regularized_mlp();
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
+  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mesh);
+    auto scope = s.scope();
+    auto m = regularized_mlp();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+    dp_test::set_known_weights(*m, x, 0.0);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+  });
+  expect_no_errors(errors);
+}
+
 TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
   mf::distributed::LocalGroup group(2);
   mf::ShardedStrategy s(group.communicator(0), mf::Mesh({{"model", 2}}));
