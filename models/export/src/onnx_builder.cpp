@@ -36,7 +36,10 @@ std::vector<std::string> GraphBuilder::node(const std::string& op_type, const st
   for (const auto& in : inputs) n->add_input(in);
   std::vector<std::string> outs;
   for (int i = 0; i < n_outputs; ++i) {
-    outs.push_back(fresh(hint + "/" + op_type + (n_outputs > 1 ? ":" + std::to_string(i) : "") + ":out"));
+    std::string out = hint;
+    out.append("/").append(op_type);
+    if (n_outputs > 1) out.append(":").append(std::to_string(i));
+    outs.push_back(fresh(out.append(":out")));
     n->add_output(outs.back());
   }
   for (const auto& [key, value] : attrs) {
