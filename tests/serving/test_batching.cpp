@@ -72,13 +72,14 @@ TEST(Batching, ConcurrentRequestsAreMergedAndAnsweredWithTheirOwnRows) {
 TEST(Batching, FullQueueIs503AtOnceAndSigtermFinishesQueuedRequests) {
   BatchingServer s;
   ASSERT_TRUE(s.start("serving_batching_full",
-                      "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 3000000 }\n"
+                      "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 5000000 }\n"
                       "max_enqueued_batches { value: 1 }\nnum_batch_threads { value: 1 }\n"))
       << s.server.error();
   const mf::Tensor x3 = random_rows(3, 4, 900);
-  // The first request waits in the queue for the 3 s timeout (3 rows < 4); the second does not fit.
+  // The first request waits in the queue for the 5 s timeout (3 rows < 4); the second does not fit.
+  // (1 s is ample for the first to arrive, even on a loaded machine.)
   auto first = std::async(std::launch::async, [&] { return s.predict(x3); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   const auto t0 = std::chrono::steady_clock::now();
   HttpResult refused = s.predict(random_rows(3, 4, 901));
   EXPECT_EQ(refused.status, 503) << refused.body;

@@ -1,6 +1,7 @@
 // meshflow-serve's REST API against the real server on 127.0.0.1: every path, one- and two-input
 // models, row and columnar requests; every answer is compared with Model::predict on the same inputs.
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
 
 #include "serving_test_util.h"
 
@@ -66,6 +67,27 @@ TEST_F(RestServer, StatusOfEveryVersionAndOfOne) {
   auto r = get("/v1/models/mlp/labels/stable");
   EXPECT_EQ(r.status, 404) << r.body;  // no labels configured for mlp
   EXPECT_NE(r.json()["error"].get<std::string>().find("stable"), std::string::npos) << r.body;
+}
+
+// The server listens on 127.0.0.1 only: this machine's other addresses refuse the connection.
+TEST_F(RestServer, ListensOnLoopbackOnly) {
+  ifaddrs* list = nullptr;
+  ASSERT_EQ(::getifaddrs(&list), 0);
+  int tried = 0;
+  for (ifaddrs* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    sockaddr_in addr = *reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+    if ((ntohl(addr.sin_addr.s_addr) >> 24) == 127) continue;
+    addr.sin_port = htons(static_cast<uint16_t>(server_->rest_port()));
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    EXPECT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << "reachable on " << a->ifa_name;
+    ::close(fd);
+    ++tried;
+  }
+  ::freeifaddrs(list);
+  if (tried == 0) GTEST_SKIP() << "no address but loopback on this machine";
+  EXPECT_EQ(get("/v1/models/mlp").status, 200);
 }
 
 TEST_F(RestServer, MetadataNamesInputsAndOutputsWithShapes) {
