@@ -233,6 +233,30 @@ Fixture layers_attention() {
           {{{5, 8}}, {{6, 4}}, {{6, 3}}, {{5, 6}, mf::DType::Bool}}};
 }
 
+// Seed 004's manual model parallelism (examples/seed_model_parallel.cpp): each Dense layer placed on
+// its own virtual device; the export reads the weights where they live.
+Fixture seed_model_parallel() {
+  auto inputs = mf::Input({32});
+  mf::Tensor hidden;
+  {
+    mf::DeviceScope on(mf::Device("cpu:0"));
+    hidden = L::Dense(64, {.activation = "relu"})(inputs);
+  }
+  mf::Tensor output;
+  {
+    mf::DeviceScope on(mf::Device("cpu:1"));
+    output = L::Dense(10, {.activation = "softmax"})(hidden);
+  }
+  return {"seed_model_parallel", functional({inputs}, {output}), {{{32}}}};
+}
+
+// Seed 004's Keras Tuner HyperModel (examples/seed_keras_tuner.cpp) with units = 96.
+Fixture seed_keras_tuner() {
+  auto model = std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      mf::make_input_layer({784}), L::Dense(96, {.activation = "relu"}), L::Dense(10, {.activation = "softmax"})});
+  return {"seed_keras_tuner", model, {{{784}, mf::DType::F32, 0, 0, true}}};
+}
+
 // The zoo's Transformer layers: token and position embeddings, a post-norm encoder with an
 // attention mask and a pre-norm causal one with a gelu feed-forward.
 Fixture zoo_transformer() {
@@ -264,7 +288,8 @@ std::vector<std::function<Fixture()>> all_fixtures() {
   return {fmnist_mlp,         fmnist_cnn,           seed_attention_classifier, seed_ensembling, seed_multi_io_model,
           seed_multiple_losses, seed_qa_model,      seed_residual_batchnorm,  seed_shared_layers,
           seed_model_as_function, seed_custom_callback, seed_custom_models, seed_custom_layers, seed_multi_io_layer,     sequential_cnn,  layers_conv_norm,
-          layers_recurrent,    layers_attention, zoo_transformer, zoo_gpt, zoo_resnet18};
+          layers_recurrent,    layers_attention, zoo_transformer, zoo_gpt, zoo_resnet18, seed_model_parallel,
+          seed_keras_tuner};
 }
 
 void randomize_weights(mf::Model& model, uint64_t seed) {
