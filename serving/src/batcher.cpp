@@ -49,6 +49,12 @@ int64_t Batcher::queued_rows() const {
 
 void Batcher::submit(std::vector<Tensor> inputs, int64_t rows, RunDone done) {
   MF_CHECK(done, "Batcher::submit: no completion callback");
+  MF_CHECK(rows >= 1, "Batcher::submit: a request needs at least one row, got ", rows);
+  MF_CHECK(inputs.size() == servable_->signature().inputs.size(), "Batcher::submit: model '",
+           servable_->model_name(), "' takes ", servable_->signature().inputs.size(), " inputs, got ", inputs.size());
+  for (const auto& t : inputs)
+    MF_CHECK(t.defined() && t.dim() >= 1 && t.size(0) == rows, "Batcher::submit: every input must have ", rows,
+             " rows (the request's), got shape ", t.defined() ? shape_str(t.shape()) : "(undefined)");
   std::exception_ptr refused;
   {
     std::lock_guard<std::mutex> lock(mutex_);

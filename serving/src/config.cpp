@@ -7,7 +7,6 @@
 #include <charconv>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "tensorflow_serving/config/model_server_config.pb.h"
 

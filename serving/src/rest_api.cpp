@@ -125,6 +125,7 @@ int status_of(const std::exception_ptr& e, std::string& message) {
 }  // namespace
 
 void RestApi::handle(std::string_view method, std::string_view target, std::string body, AnswerDone done) {
+  MF_CHECK(done, "RestApi::handle: no completion callback for ", method, " ", target);
   const auto start = std::chrono::steady_clock::now();
   if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
   std::string model, api = "other";

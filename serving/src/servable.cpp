@@ -122,7 +122,21 @@ std::shared_ptr<Servable> Servable::load(const std::string& model_name, int64_t 
 std::vector<Tensor> Servable::run(const std::vector<Tensor>& inputs) {
   MF_CHECK(inputs.size() == signature_.inputs.size(), "model '", model_name_, "' takes ", signature_.inputs.size(),
            " inputs, got ", inputs.size());
-  int64_t rows = inputs.empty() ? 0 : inputs[0].size(0);
+  int64_t rows = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorSpec& spec = signature_.inputs[i];
+    const Tensor& t = inputs[i];
+    MF_CHECK(t.defined() && !t.is_symbolic(), "model '", model_name_, "': input '", spec.name, "' has no data");
+    MF_CHECK(t.dtype() == spec.dtype, "model '", model_name_, "': input '", spec.name, "' is ", dtype_name(t.dtype()),
+             ", the model takes ", dtype_name(spec.dtype));
+    bool fits = t.dim() == static_cast<int64_t>(spec.shape.size()) && t.dim() >= 1;
+    for (size_t d = 1; fits && d < spec.shape.size(); ++d) fits = spec.shape[d] < 0 || spec.shape[d] == t.shape()[d];
+    MF_CHECK(fits, "model '", model_name_, "': input '", spec.name, "' has shape ", shape_str(t.shape()),
+             ", the model takes ", shape_str(spec.shape));
+    MF_CHECK(rows < 0 || t.size(0) == rows, "model '", model_name_, "': input '", spec.name, "' has ", t.size(0),
+             " rows, the inputs before it ", rows);
+    rows = t.size(0);
+  }
   Tensors outs;
   {
     std::lock_guard<std::mutex> lock(run_mutex_);

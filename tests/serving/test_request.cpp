@@ -208,6 +208,9 @@ TEST(Batcher, MergedBatchesAnswerEachRequestWithItsOwnRows) {
   auto servable = sv::Servable::load("m", 1, dir + "/1");
   EXPECT_TRUE(servable->signature().can_classify);
   EXPECT_FALSE(servable->signature().can_regress);
+  EXPECT_MF_ERROR(servable->run({mf::zeros({2, 5})}), "input 'x' has shape [2, 5]", "[?, 4]");
+  EXPECT_MF_ERROR(servable->run({mf::zeros({2, 4}, {.dtype = mf::DType::F64})}), "input 'x' is f64");
+  EXPECT_MF_ERROR(servable->run({}), "takes 1 inputs, got 0");
   sv::BatchingOptions opts;
   opts.max_batch_size = 16;
   opts.batch_timeout_micros = 1000000;  // long enough for a loaded machine to queue all eight
@@ -215,6 +218,8 @@ TEST(Batcher, MergedBatchesAnswerEachRequestWithItsOwnRows) {
   opts.allowed_batch_sizes = {4, 16};
   sv::Metrics metrics;
   sv::Batcher batcher(servable, opts, 1, &metrics);
+  EXPECT_MF_ERROR(batcher.submit({mf::zeros({2, 4})}, 3, [](sv::RunResult) {}), "every input must have 3 rows");
+  EXPECT_MF_ERROR(batcher.submit({mf::zeros({2, 4})}, 2, nullptr), "no completion callback");
   std::vector<std::future<std::vector<mf::Tensor>>> answers;
   std::vector<mf::Tensor> inputs;
   for (int i = 0; i < 8; ++i) {
