@@ -11,6 +11,7 @@
 
 #include "meshflow/meshflow.h"
 #include "meshflow/zoo/gpt.h"
+#include "machine.h"
 #include "timing.h"
 
 namespace mf = meshflow;
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
   }
   const char* env = std::getenv("OMP_NUM_THREADS");
   const int threads = env ? std::max(1, std::atoi(env)) : 1;
+  const bench::Machine machine = bench::measure_machine(threads);
+  bench::print_machine(machine, threads);
   zoo::GptConfig c;
   c.vocab_size = 4096;
   c.context = 128;
@@ -59,10 +62,14 @@ int main(int argc, char** argv) {
               "%lld parameters, f32, AdamW, %d threads\n",
               (long long)c.layers, (long long)c.width, (long long)c.heads, (long long)c.context,
               (long long)c.vocab_size, (long long)batch, (long long)model->count_params(), threads);
-  std::printf("meshflow  %9.0f tokens/s  %8.1f ms/step  %6.1f GFLOP/s\n", tokens / ours, ours * 1e3, flops / ours / 1e9);
+  const double peak = machine.peak(threads);
+  std::printf("meshflow  %9.0f tokens/s  %8.1f ms/step  %6.1f GFLOP/s  (%.1f%% of the measured peak)\n", tokens / ours,
+              ours * 1e3, flops / ours / 1e9, 100.0 * flops / ours / 1e9 / peak);
   if (torch_tps > 0)
-    std::printf("pytorch   %9.0f tokens/s  %8.1f ms/step  %6.1f GFLOP/s  -> meshflow/pytorch %.2fx\n", torch_tps,
-                torch_ms, flops / (torch_ms / 1e3) / 1e9, (tokens / ours) / torch_tps);
+    std::printf("pytorch   %9.0f tokens/s  %8.1f ms/step  %6.1f GFLOP/s  (%.1f%% of the measured peak)  -> "
+                "meshflow/pytorch %.2fx\n",
+                torch_tps, torch_ms, flops / (torch_ms / 1e3) / 1e9, 100.0 * flops / (torch_ms / 1e3) / 1e9 / peak,
+                (tokens / ours) / torch_tps);
   else
     std::printf("pytorch   not run (no torch for %s)\n", python.c_str());
   return 0;

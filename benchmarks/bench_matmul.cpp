@@ -9,13 +9,14 @@
 #include <cstdlib>
 
 #include "meshflow/core/core.h"
+#include "machine.h"
 #include "timing.h"
+
+extern "C" char* openblas_get_config();
 
 namespace mf = meshflow;
 
 namespace {
-
-constexpr double kPeakPerCoreGflops = 117.0;  // fp32 FMA peak measured on this machine, one core
 
 // Enough repetitions to fill ~0.5 s (at least 2 after a warm-up); the best time is kept, as the
 // minimum is the least disturbed by other processes sharing the cores.
@@ -26,8 +27,11 @@ constexpr bench::Runs kRuns{.repeats = 2, .warmups = 1, .budget_s = 0.5, .max_re
 int main(int argc, char** argv) {
   const int threads = omp_get_max_threads();
   mf::set_num_threads(threads);
-  std::printf("matmul f32, %d thread(s); peak %.0f GFLOP/s (%.0f per core x %d)\n", threads,
-              kPeakPerCoreGflops * threads, kPeakPerCoreGflops, threads);
+  bench::Machine machine = bench::measure_machine(threads);
+  machine.blas_config = openblas_get_config();
+  bench::print_machine(machine, threads);
+  const double peak = machine.peak(threads);
+  std::printf("matmul f32, %d thread(s); ratios against the measured peak %.0f GFLOP/s\n", threads, peak);
   std::printf("%6s %12s %12s %12s %10s %10s\n", "n", "meshflow", "cblas_sgemm", "dnnl_sgemm", "mf/cblas", "mf/peak");
   const int max_n = argc > 1 ? std::atoi(argv[1]) : 4096;
   for (int64_t n : {256, 512, 1024, 2048, 4096}) {
@@ -44,7 +48,7 @@ int main(int argc, char** argv) {
     double t_dnnl = bench::best_seconds(kRuns, [&] { dnnl_sgemm('N', 'N', n, n, n, 1.0f, pa, n, pb, n, 0.0f, pc, n); });
     const double g_mf = flop / t_mf * 1e-9, g_blas = flop / t_blas * 1e-9, g_dnnl = flop / t_dnnl * 1e-9;
     std::printf("%6ld %12.1f %12.1f %12.1f %9.2fx %9.2fx\n", static_cast<long>(n), g_mf, g_blas, g_dnnl,
-                g_mf / g_blas, g_mf / (kPeakPerCoreGflops * threads));
+                g_mf / g_blas, g_mf / peak);
   }
   // Batched small matrices: the kernel's loop (OpenBLAS threads each GEMM) vs the same GEMMs
   // split over batches by OpenMP (OpenBLAS runs single-threaded inside a parallel region).
