@@ -118,8 +118,11 @@ def main():
         models = os.path.join(tmp, "models")
         subprocess.run([a.save_model, models], check=True)
         log = open(os.path.join(tmp, "server.log"), "w")
-        proc, rest, port = start_server(a.serve, ["--model_name=m", f"--model_base_path={models}",
-                                                  "--rest_api_port=0", "--port=0"], log)
+        config = os.path.join(tmp, "models.config")
+        with open(config, "w") as f:
+            f.write("model_config_list { config { name: 'm' base_path: '%s' "
+                    "version_labels { key: 'stable' value: 1 } } }\n" % models)
+        proc, rest, port = start_server(a.serve, [f"--model_config_file={config}", "--rest_api_port=0", "--port=0"], log)
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
             grpc.channel_ready_future(channel).result(timeout=20)
@@ -189,6 +192,16 @@ def main():
             bad.inputs["x"].dtype = tensor_pb2.DT_INT64
             code, details = code_of(lambda: predict.Predict(bad, timeout=20))
             check(code == grpc.StatusCode.INVALID_ARGUMENT and "DT_FLOAT" in details, f"wrong dtype: {code} {details}")
+            # Labels from the config file pick versions, as ModelSpec.version_label says.
+            by_label = predict_pb2.PredictRequest()
+            by_label.CopyFrom(req)
+            by_label.model_spec.version_label = "stable"
+            res3 = predict.Predict(by_label, timeout=20)
+            check(res3.model_spec.version.value == 1 and list(res3.outputs["probs"].float_val) == list(out.float_val),
+                  f"label 'stable' answered by version {res3.model_spec.version.value}")
+            by_label.model_spec.version_label = "canary"
+            code, details = code_of(lambda: predict.Predict(by_label, timeout=20))
+            check(code == grpc.StatusCode.NOT_FOUND and "canary" in details, f"unknown label: {code} {details}")
             bad.CopyFrom(req)
             bad.model_spec.version.value = 5
             code, _ = code_of(lambda: predict.Predict(bad, timeout=20))
