@@ -129,11 +129,28 @@ TEST(OnnxExport, UnwritablePathsAreNamedAndLeaveNothing) {
   EXPECT_NE(err.find("empty"), std::string::npos) << err;
 }
 
+class Subclassed : public mf::Model {
+ public:
+  Subclassed() : mf::Model({.name = "sub"}), dense_(L::Dense(2)) {}
+  mf::Tensor call(const mf::Tensor& x) override { return dense_(x); }
+
+ private:
+  mf::LayerRef<L::DenseLayer> dense_;
+};
+
 TEST(OnnxExport, UnbuiltModelsAndMasksAreRefused) {
   mf::reset_layer_names();
   mf::Sequential seq({L::Dense(3)}, {.name = "fresh"});
   std::string err = error_of([&] { mf::export_onnx_bytes(seq); });
   EXPECT_NE(err.find("'fresh' has not been built"), std::string::npos) << err;
+  Subclassed sub;
+  err = error_of([&] { mf::export_onnx_bytes(sub); });
+  EXPECT_NE(err.find("subclassed model 'sub'"), std::string::npos) << err;
+  EXPECT_NE(err.find("has not been called yet"), std::string::npos) << err;
+  sub(mf::zeros({1, 5}));
+  onnx::ModelProto m = parse(mf::export_onnx_bytes(sub));
+  EXPECT_EQ(m.graph().input(0).name(), "input_1");
+  EXPECT_EQ(m.graph().input(0).type().tensor_type().shape().dim(1).dim_value(), 5);
 
   auto ids = mf::Input({5}, {.dtype = mf::DType::I64});
   auto e = L::Embedding(10, 4, {.mask_zero = true, .name = "tokens"})(ids);
