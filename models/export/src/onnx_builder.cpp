@@ -146,6 +146,12 @@ std::map<std::string, Mapping>& registry() {
 
 void register_mapping(const std::string& class_name, Mapping mapping) { registry()[class_name] = std::move(mapping); }
 
+std::vector<std::string> mapped_layers() {
+  std::vector<std::string> names;
+  for (const auto& [name, mapping] : registry()) names.push_back(name);
+  return names;  // std::map keeps them sorted
+}
+
 const Mapping* find_mapping(const std::string& class_name) {
   auto it = registry().find(class_name);
   return it == registry().end() ? nullptr : &it->second;

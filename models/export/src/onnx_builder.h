@@ -84,6 +84,7 @@ struct Mapping {
 };
 void register_mapping(const std::string& class_name, Mapping mapping);
 const Mapping* find_mapping(const std::string& class_name);
+std::vector<std::string> mapped_layers();  // the class names that have a mapping, sorted
 
 // Appends the nodes of a Keras activation by name ("relu", "softmax", "linear", ...) to x.
 std::string activation(LayerCall& c, const std::string& name, const std::string& x);

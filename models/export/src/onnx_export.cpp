@@ -26,12 +26,7 @@ Shape batch_shape(Shape s) {
 
 std::string known_layers() {
   std::string out;
-  for (const char* name : {"Dense", "Activation", "Dropout", "Flatten", "Reshape", "Embedding", "Add", "Subtract",
-                           "Multiply", "Average", "Maximum", "Concatenate", "Conv1D", "Conv2D", "MaxPooling2D",
-                           "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-                           "GlobalMaxPooling2D", "BatchNormalization", "LayerNormalization", "SimpleRNN", "LSTM",
-                           "GRU", "MultiHeadAttention", "TokenAndPositionEmbedding", "TransformerEncoder"})
-    if (find_mapping(name)) out += (out.empty() ? "" : ", ") + std::string(name);
+  for (const auto& name : mapped_layers()) out += (out.empty() ? "" : ", ") + name;
   return out;
 }
 
