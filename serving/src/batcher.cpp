@@ -42,6 +42,14 @@ Batcher::~Batcher() {
   for (auto& t : threads_) t.join();
 }
 
+void Batcher::flush() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    flushing_ = true;
+  }
+  wake_.notify_all();
+}
+
 int64_t Batcher::queued_rows() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return queued_rows_;
@@ -100,11 +108,12 @@ std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& loc
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return {};  // stopping with nothing left
-    if (!batching_ || stopping_) break;
+    if (!batching_ || stopping_ || flushing_) break;
     if (queued_rows_ >= batching_->max_batch_size) break;
     auto deadline = queue_.front().enqueued + std::chrono::microseconds(batching_->batch_timeout_micros);
     if (std::chrono::steady_clock::now() >= deadline) break;
-    wake_.wait_until(lock, deadline, [&] { return stopping_ || queued_rows_ >= batching_->max_batch_size; });
+    wake_.wait_until(lock, deadline,
+                     [&] { return stopping_ || flushing_ || queued_rows_ >= batching_->max_batch_size; });
     if (queue_.empty()) continue;  // another thread took them
     break;
   }

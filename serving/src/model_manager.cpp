@@ -201,6 +201,14 @@ void ModelManager::stop() {
   if (watcher_.joinable()) watcher_.join();
 }
 
+void ModelManager::flush() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [name, m] : models_)
+    for (auto& [v, ver] : m.versions)
+      if (ver.batcher) ver.batcher->flush();
+  for (auto& b : retired_) b->flush();
+}
+
 std::shared_ptr<Batcher> ModelManager::find(const std::string& model, std::optional<int64_t> version,
                                             const std::string& label) const {
   std::lock_guard<std::mutex> lock(mutex_);

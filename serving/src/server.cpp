@@ -33,6 +33,7 @@ struct Server::Impl {
     if (stopped) return;
     stopped = true;
     const auto grace = std::chrono::milliseconds(options.shutdown_grace_ms);
+    if (models) models->flush();  // queued requests run now instead of waiting for fuller batches
     if (grpc) grpc->shutdown(grace);
     bool drained = rest ? rest->drain(grace) : true;
     if (!drained) std::cerr << "meshflow-serve: requests still in flight after the grace period; closing them\n";

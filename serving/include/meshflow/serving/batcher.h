@@ -45,6 +45,10 @@ class Batcher {
   // once with a ServingError (503, 400).
   void submit(std::vector<Tensor> inputs, int64_t rows, RunDone done);
 
+  // From now on batches leave without waiting for batch_timeout_micros (shutdown: requests in
+  // the queue are answered at once).
+  void flush();
+
   const std::shared_ptr<Servable>& servable() const { return servable_; }
   int64_t queued_rows() const;
 
@@ -69,6 +73,7 @@ class Batcher {
   std::deque<Task> queue_;
   int64_t queued_rows_ = 0;
   bool stopping_ = false;
+  bool flushing_ = false;
   std::vector<std::thread> threads_;
 };
 

@@ -45,6 +45,8 @@ class ModelManager {
   // poll() every `seconds` on a thread of its own until stop().
   void start_watching(double seconds);
   void stop();
+  // Every batcher stops waiting for fuller batches (shutdown).
+  void flush();
 
   // The batcher of the version a request names: `version`, else `label`, else the highest
   // available version. Throws ServingError 404 naming the model, version or label.
