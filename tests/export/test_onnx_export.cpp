@@ -230,6 +230,18 @@ TEST(OnnxExport, WeightsAreInitializersWithTheirValues) {
   EXPECT_NE(bias[0], 0.0f);  // randomized, so a dropped bias would show
 }
 
+TEST(OnnxExport, SplitWeightsAreRefused) {
+  mf::reset_layer_names();
+  auto in = mf::Input({6});
+  auto dense = L::Dense(4, {.name = "dense"});
+  mf::Model model({in}, {dense(in)}, {.name = "sharded"});
+  mf::Variable bias = dense->bias();  // copies share the variable
+  bias.set_slice_of({8}, 0);          // as ZeRO-3 leaves a weight: this device's elements only
+  std::string err = error_of([&] { mf::export_onnx_bytes(model); });
+  EXPECT_NE(err.find("'sharded/dense' (Dense)"), std::string::npos) << err;
+  EXPECT_NE(err.find("weight 'dense/bias' is split across devices"), std::string::npos) << err;
+}
+
 TEST(OnnxExport, EveryZooModelExports) {
   for (const auto& make : export_zoo::all_fixtures()) {
     mf::reset_layer_names();

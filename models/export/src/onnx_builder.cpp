@@ -127,8 +127,15 @@ std::string GraphBuilder::scalar(const std::string& hint, float value) {
 
 Tensor LayerCall::weight(const std::string& suffix, bool optional) const {
   const std::string want = layer.name() + "/" + suffix;
-  for (const auto& w : layer.weights())
-    if (w.name() == want) return w;
+  for (const auto& w : layer.weights()) {
+    if (w.name() != want) continue;
+    // Under ZeRO-3 or tensor parallelism a variable holds this device's part only; writing it would
+    // give a model of the wrong size (or, worse, of the right size with the wrong values).
+    if (w.is_slice() || w.is_part())
+      fail("its weight '" + want + "' is split across devices (ZeRO or tensor parallelism); save the model " +
+           "(Model::save gathers split weights) and export the folder with meshflow-export");
+    return w;
+  }
   if (optional) return Tensor();
   fail("it has no weight '" + want + "' (is it built?)");
 }
