@@ -5,7 +5,7 @@
 # node, npm or onnxruntime-node are not available.
 set -u
 tool="$1"; fixtures="$2"; cache="$3"; src="$4"
-out="$fixtures/cli"
+out="$(dirname "$fixtures")/cli_out"  # not under the fixtures, which other tests read meanwhile
 rm -rf "$out"; mkdir -p "$out"
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -24,14 +24,15 @@ for m in fmnist_mlp seed_residual_batchnorm; do
 done
 if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 "$src/check_onnx.py" "$out" || fail "the ONNX checker rejects meshflow-export's output"
-  "$tool" "$fixtures/saved/fmnist_mlp" "$fixtures/static7.onnx" --static-batch 7 --opset 13 || fail "--static-batch 7"
+  mkdir -p "$out/static"
+  "$tool" "$fixtures/saved/fmnist_mlp" "$out/static/static7.onnx" --static-batch 7 --opset 13 || fail "--static-batch 7"
   /usr/bin/python3 -c "
 import onnx, sys
 m = onnx.load(sys.argv[1])
 onnx.checker.check_model(m, full_check=True)
 dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
 assert dims == [7, 28, 28, 1] and m.opset_import[0].version == 13, (dims, m.opset_import)
-" "$fixtures/static7.onnx" || fail "--static-batch 7 --opset 13 did not give a batch of 7 at opset 13"
+" "$out/static/static7.onnx" || fail "--static-batch 7 --opset 13 did not give a batch of 7 at opset 13"
 fi
 "$src/ensure_onnxruntime.sh" "$cache" || exit $?
 node "$src/run_onnxruntime.js" "$cache/node_modules" "$out"
