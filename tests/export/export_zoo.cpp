@@ -271,6 +271,22 @@ Fixture zoo_transformer() {
           {{{6}, mf::DType::I64, 30}, {{6, 6}, mf::DType::Bool}}};
 }
 
+// Keras masks (Note [Keras masks in ONNX]): Embedding's mask_zero passed through Dense, applied by
+// MultiHeadAttention, combined by Add, passed by LayerNormalization, read by TransformerEncoder as
+// its padding and by GlobalAveragePooling1D as a masked mean; TokenAndPositionEmbedding's too.
+Fixture masked_text() {
+  auto ids = mf::Input({8}, {.dtype = mf::DType::I64, .name = "ids"});
+  auto e = L::Embedding(6, 8, {.mask_zero = true})(ids);
+  auto d = L::Dense(8, {.activation = "relu"})(e);
+  auto a = L::MultiHeadAttention(2, 4)(mf::Tensors{d, d})[0];
+  auto n = L::LayerNormalization()(L::add({a, d}));
+  auto t = L::TransformerEncoder(2, 16)(n);
+  auto out = L::Dense(3, {.activation = "softmax"})(L::GlobalAveragePooling1D()(t));
+  auto p = L::TokenAndPositionEmbedding(6, 8, 8, {.mask_zero = true})(ids);
+  p = L::TransformerEncoder(2, 12, {.normalize_first = true})(p);
+  return {"masked_text", functional({ids}, {out, L::GlobalAveragePooling1D()(p)}), {{{8}, mf::DType::I64, 6}}};
+}
+
 // The zoo's models: GPT (tiny preset: ReversibleEmbedding, whose tied head is a transposed matmul,
 // pre-norm causal TransformerEncoders, a final LayerNormalization) and ResNet-18 on 32x32 images.
 Fixture zoo_gpt() {
@@ -289,7 +305,7 @@ std::vector<std::function<Fixture()>> all_fixtures() {
           seed_multiple_losses, seed_qa_model,      seed_residual_batchnorm,  seed_shared_layers,
           seed_model_as_function, seed_custom_callback, seed_custom_models, seed_custom_layers, seed_multi_io_layer,     sequential_cnn,  layers_conv_norm,
           layers_recurrent,    layers_attention, zoo_transformer, zoo_gpt, zoo_resnet18, seed_model_parallel,
-          seed_keras_tuner};
+          seed_keras_tuner, masked_text};
 }
 
 void randomize_weights(mf::Model& model, uint64_t seed) {

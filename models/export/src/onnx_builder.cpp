@@ -140,6 +140,11 @@ Tensor LayerCall::weight(const std::string& suffix, bool optional) const {
   fail("it has no weight '" + want + "' (is it built?)");
 }
 
+void LayerCall::refuse_masks(const std::string& why) const {
+  for (const auto& v : inputs)
+    if (!v.mask.empty()) fail("a Keras mask reaches it (from Embedding's mask_zero or a padding mask), and " + why);
+}
+
 void LayerCall::fail(const std::string& why) const {
   MF_THROW("ONNX export: layer '", path, "' (", layer.class_name(), ") cannot be exported: ", why);
 }

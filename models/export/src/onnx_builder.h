@@ -21,6 +21,7 @@ struct Value {
   std::string name;
   Shape shape;
   DType dtype = DType::F32;
+  std::string mask = {};  // its Keras mask: a bool [batch, steps] tensor of the graph; empty: none
 };
 
 using AttrData = std::variant<int64_t, float, std::string, std::vector<int64_t>, std::vector<float>,
@@ -66,6 +67,9 @@ struct LayerCall {
   std::vector<Shape> output_shapes;
   int64_t opset;
   GraphBuilder& b;
+  // The Keras masks of the outputs, where the mapping decides them (Note [Keras masks in ONNX]);
+  // left empty, a layer that supports masking passes its first input's mask on, others drop it.
+  std::vector<std::string> output_masks = {};
 
   // The weight "<layer name>/<suffix>" (throws naming the layer when absent); `optional` gives an
   // undefined tensor instead.
@@ -73,6 +77,8 @@ struct LayerCall {
   // A name hint for this layer's nodes: "<layer name>/<what>".
   std::string hint(const std::string& what) const { return layer.name() + "/" + what; }
   [[noreturn]] void fail(const std::string& why) const;
+  // Fails when an input carries a Keras mask the mapping does not apply.
+  void refuse_masks(const std::string& why) const;
 };
 
 // A layer mapping: emits the nodes for one call and returns the names of its outputs, in order.
@@ -88,6 +94,9 @@ std::vector<std::string> mapped_layers();  // the class names that have a mappin
 
 // Appends the nodes of a Keras activation by name ("relu", "softmax", "linear", ...) to x.
 std::string activation(LayerCall& c, const std::string& name, const std::string& x);
+
+// Embedding's mask_zero: ids != 0, a bool [batch, steps] (ids as int64).
+std::string padding_mask(LayerCall& c, const std::string& ids);
 
 // MultiHeadAttention's nodes for a call (onnx_layers_seq.cpp); TransformerEncoder reuses them.
 std::vector<std::string> multi_head_attention(LayerCall& c);

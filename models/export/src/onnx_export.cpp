@@ -57,6 +57,9 @@ class Walker {
 
   // A subclassed model: its call() run on symbolic inputs records each layer call it makes.
   std::vector<Value> subclassed(const Model& m, const std::string& path, const std::vector<Value>& inputs) {
+    for (const auto& v : inputs)
+      MF_CHECK(v.mask.empty(), "ONNX export: subclassed model '", path, "' gets an input with a Keras mask; a traced ",
+               "call() does not see masks, so it is not exported");
     MF_CHECK(!m.input_shapes().empty(), "ONNX export: subclassed model '", path, "' (", m.class_name(),
              ") has not been called yet, so its input shapes are unknown; call it once (or fit it) before exporting");
     MF_CHECK(m.input_shapes().size() == inputs.size(), "ONNX export: model '", path, "' takes ",
@@ -138,9 +141,17 @@ class Walker {
              dtype_name(l.dtype()), "; the exporter writes float32 models");
     LayerCall call{l, l.get_config(), path, ins, out_shapes, opset_, b_};
     std::vector<std::string> names = mapping->map(call);
+    // Note [Keras masks in ONNX]: a Keras mask is a bool [batch, steps] tensor beside a value, as
+    // Meshflow keeps it beside a tensor. The mappings that read masks apply them (MultiHeadAttention,
+    // TransformerEncoder, GlobalAveragePooling1D) or make them (Embedding's mask_zero), merges
+    // combine them, recurrent layers refuse them; any other layer passes its first input's mask on
+    // when it supports masking and drops it otherwise, as Layer::compute_mask does.
+    std::vector<std::string> masks = call.output_masks;
+    if (masks.empty()) masks.assign(names.size(), l.supports_masking() && !ins.empty() ? ins[0].mask : "");
     std::vector<Value> outs;
     for (size_t k = 0; k < names.size(); ++k)
-      outs.push_back(Value{names[k], k < out_shapes.size() ? out_shapes[k] : Shape{}, DType::F32});
+      outs.push_back(Value{names[k], k < out_shapes.size() ? out_shapes[k] : Shape{}, DType::F32,
+                           k < masks.size() ? masks[k] : ""});
     return outs;
   }
 
@@ -150,6 +161,10 @@ class Walker {
   // matmul by a kernel, seed 000's sum and difference) exports, and anything else is an error
   // naming the layer and the op.
   std::vector<Value> traced_layer(const Layer& l, const std::string& path, const std::vector<Value>& ins) {
+    for (const auto& v : ins)
+      MF_CHECK(v.mask.empty(), "ONNX export: layer '", path, "' (", l.class_name(), ") has no ONNX mapping and ",
+               "a Keras mask reaches it (from Embedding's mask_zero or a padding mask); a traced call() does not ",
+               "see masks, so it is not exported");
     std::vector<Tensor> placeholders;
     for (const auto& v : ins) placeholders.push_back(symbolic(v.shape, v.dtype));
     try {

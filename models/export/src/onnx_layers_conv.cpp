@@ -91,8 +91,20 @@ std::vector<std::string> pool2d(LayerCall& c, const char* op_type) {
 }
 
 std::vector<std::string> global_pool(LayerCall& c, const char* op_type, std::vector<int64_t> axes) {
-  return {c.b.node1(op_type, {single_input(c)}, c.hint("global_pool"),
-                    {{"axes", axes}, {"keepdims", int64_t{c.config.value("keepdims", false) ? 1 : 0}}})};
+  const int64_t keepdims = c.config.value("keepdims", false) ? 1 : 0;
+  std::string x = single_input(c);
+  if (!c.inputs[0].mask.empty()) {
+    if (std::string(op_type) != "ReduceMean" || axes.size() != 1)
+      c.refuse_masks("only GlobalAveragePooling1D applies masks");
+    // The mean over the kept steps only: sum(x * m) / sum(m), as GlobalAveragePooling1D computes it.
+    std::string m = c.b.node1("Cast", {c.inputs[0].mask}, c.hint("mask"), {{"to", int64_t{onnx::TensorProto::FLOAT}}});
+    m = c.b.node1("Unsqueeze", {m, c.b.ints(c.hint("axes"), {-1})}, c.hint("mask"));
+    std::string num = c.b.node1("ReduceSum", {c.b.node1("Mul", {x, m}, c.hint("masked")), c.b.ints(c.hint("axes"), axes)},
+                                c.hint("sum"), {{"keepdims", keepdims}});
+    std::string den = c.b.node1("ReduceSum", {m, c.b.ints(c.hint("axes"), axes)}, c.hint("count"), {{"keepdims", keepdims}});
+    return {c.b.node1("Div", {num, den}, c.hint("mean"))};
+  }
+  return {c.b.node1(op_type, {x}, c.hint("global_pool"), {{"axes", axes}, {"keepdims", keepdims}})};
 }
 
 // Inference form: y = x * scale + shift over the last axis, with scale = gamma / sqrt(var + eps)

@@ -1,9 +1,14 @@
 // ONNX mappings of the core layers: Dense, Activation, Dropout (the identity at inference),
-// Flatten, Reshape, Embedding and the merges (Add, Subtract, Multiply, Average, Maximum, Minimum,
-// Concatenate).
+// Flatten, Reshape, Embedding (with mask_zero's Keras mask) and the merges (Add, Subtract, Multiply,
+// Average, Maximum, Concatenate), which combine their inputs' masks.
 #include "onnx_builder.h"
 
 namespace meshflow::onnx_export {
+
+std::string padding_mask(LayerCall& c, const std::string& ids) {
+  return c.b.node1("Not", {c.b.node1("Equal", {ids, c.b.ints(c.hint("zero"), {0})}, c.hint("mask"))}, c.hint("mask"));
+}
+
 namespace {
 
 std::string first_input(LayerCall& c) {
@@ -38,14 +43,21 @@ std::vector<std::string> reshape(LayerCall& c) {
 }
 
 std::vector<std::string> embedding(LayerCall& c) {
-  if (c.config.value("mask_zero", false))
-    c.fail("mask_zero=true makes a Keras mask, and masks are not exported (the layers that read them would "
-           "compute something else in ONNX)");
   std::string ids = first_input(c);
   if (c.inputs[0].dtype != DType::I64 && c.inputs[0].dtype != DType::I32)
     ids = c.b.node1("Cast", {ids}, c.hint("ids"), {{"to", int64_t{onnx::TensorProto::INT64}}});
   std::string table = c.b.weight(c.layer.name() + "/embeddings", c.weight("embeddings"));
-  return {c.b.node1("Gather", {table, ids}, c.hint("lookup"), {{"axis", int64_t{0}}})};
+  std::string out = c.b.node1("Gather", {table, ids}, c.hint("lookup"), {{"axis", int64_t{0}}});
+  c.output_masks = {c.config.value("mask_zero", false) ? padding_mask(c, ids) : ""};
+  return {out};
+}
+
+// A merge's output mask: where every masked input keeps the step (MergeLayer::compute_mask).
+void merge_masks(LayerCall& c) {
+  std::string combined;
+  for (const auto& v : c.inputs)
+    if (!v.mask.empty()) combined = combined.empty() ? v.mask : c.b.node1("And", {combined, v.mask}, c.hint("mask"));
+  c.output_masks = {combined};
 }
 
 // Elementwise merges fold left in input order, as the layers compute them.
@@ -54,6 +66,7 @@ LayerMapper fold(const char* op_type) {
     if (c.inputs.size() < 2) c.fail("a merge needs at least two inputs");
     std::string y = c.inputs[0].name;
     for (size_t i = 1; i < c.inputs.size(); ++i) y = c.b.node1(op_type, {y, c.inputs[i].name}, c.hint("merge"));
+    merge_masks(c);
     return {y};
   };
 }
@@ -67,6 +80,9 @@ std::vector<std::string> average(LayerCall& c) {
 std::vector<std::string> concatenate(LayerCall& c) {
   std::vector<std::string> names;
   for (const auto& v : c.inputs) names.push_back(v.name);
+  const int64_t axis = c.config.value("axis", int64_t{-1}), rank = static_cast<int64_t>(c.inputs[0].shape.size());
+  if (axis != -1 && axis != rank - 1) c.refuse_masks("joining masks along the steps is not exported");
+  merge_masks(c);
   return {c.b.node1("Concat", names, c.hint("concat"), {{"axis", c.config.value("axis", int64_t{-1})}})};
 }
 

@@ -43,6 +43,7 @@ std::vector<std::string> recurrent(LayerCall& c, const std::string& op_type, int
   if (c.inputs.size() != 1)
     c.fail("initial states passed as inputs are not exported; call it on the sequence alone");
   if (c.inputs[0].shape.size() != 3) c.fail("expected an input [batch, steps, features]");
+  c.refuse_masks("masked steps (which keep the previous state) have no ONNX recurrent-op equivalent");
   const int64_t units = c.config.at("units").get<int64_t>(), features = c.inputs[0].shape[2];
   const std::string n = c.layer.name();
   std::string x = c.b.node1("Transpose", {c.inputs[0].name}, c.hint("time_major"),
@@ -127,21 +128,31 @@ std::vector<std::string> multi_head_attention(LayerCall& c) {
   std::string k = project(c, key.name, "key", 1.0f), v = project(c, value.name, "value", 1.0f);
   std::string kt = c.b.node1("Transpose", {k}, c.hint("key"), {{"perm", std::vector<int64_t>{0, 1, 3, 2}}});
   std::string logits = c.b.node1("MatMul", {q, kt}, c.hint("logits"));  // [batch, heads, T, S]
+  // Keras's rule: query mask [B, T, 1] & value mask [B, 1, S] & key mask [B, 1, S] & causal
+  // [1, T, S] & the attention mask, one for every head.
   std::string attend;
+  size_t rank = 3;
+  auto both = [&](const std::string& m) { attend = attend.empty() ? m : c.b.node1("And", {attend, m}, c.hint("mask")); };
+  auto unsqueeze = [&](const std::string& m, int64_t axis) {
+    return c.b.node1("Unsqueeze", {m, c.b.ints(c.hint("axes"), {axis})}, c.hint("mask"));
+  };
   if (mask) {
-    attend = mask->name;
-    if (mask->shape.size() == 3) attend = c.b.node1("Unsqueeze", {attend, c.b.ints(c.hint("axes"), {1})}, c.hint("mask"));
+    both(mask->name);
+    rank = mask->shape.size();
   }
+  if (!query.mask.empty()) both(unsqueeze(query.mask, 2));
+  if (!value.mask.empty()) both(unsqueeze(value.mask, 1));
+  if (key.name != value.name && !key.mask.empty()) both(unsqueeze(key.mask, 1));
   if (c.config.value("use_causal_mask", false)) {
     const int64_t t = query.shape.size() == 3 ? query.shape[1] : -1, s = value.shape.size() == 3 ? value.shape[1] : -1;
     if (t < 0 || s < 0) c.fail("use_causal_mask needs the query and value lengths, unknown in the trace");
     std::vector<float> band(static_cast<size_t>(t * s));
     for (int64_t i = 0; i < t; ++i)
       for (int64_t j = 0; j < s; ++j) band[static_cast<size_t>(i * s + j)] = i >= j ? 1.0f : 0.0f;
-    std::string causal = c.b.node1("Cast", {c.b.floats(c.layer.name() + "/causal_band", band, {1, 1, t, s})},
-                                   c.hint("causal"), {{"to", int64_t{onnx::TensorProto::BOOL}}});
-    attend = attend.empty() ? causal : c.b.node1("And", {attend, causal}, c.hint("mask"));
+    both(c.b.node1("Cast", {c.b.floats(c.layer.name() + "/causal_band", band, {1, t, s})}, c.hint("causal"),
+                   {{"to", int64_t{onnx::TensorProto::BOOL}}}));
   }
+  if (!attend.empty() && rank == 3) attend = unsqueeze(attend, 1);
   if (!attend.empty()) {
     std::string penalty = c.b.node1("Where", {attend, c.b.scalar(c.hint("zero"), 0.0f), c.b.scalar(c.hint("masked"), -1e9f)},
                                     c.hint("mask"));
@@ -160,6 +171,8 @@ std::vector<std::string> multi_head_attention(LayerCall& c) {
   if (bo.defined()) y = c.b.node1("Add", {y, c.b.weight(c.layer.name() + "/attention_output/bias", bo)}, c.hint("output"));
   std::vector<std::string> out{y};
   if (c.config.value("return_attention_scores", false)) out.push_back(probs);
+  c.output_masks.assign(out.size(), "");
+  c.output_masks[0] = query.mask;  // the output carries the query's mask
   return out;
 }
 

@@ -9,8 +9,6 @@ namespace {
 
 std::vector<std::string> token_and_position(LayerCall& c) {
   if (c.inputs.size() != 1 || c.inputs[0].shape.size() != 2) c.fail("expected one input of ids [batch, sequence]");
-  if (c.config.value("mask_zero", false))
-    c.fail("mask_zero=true makes a Keras mask, and masks are not exported");
   std::string ids = c.inputs[0].name;
   if (c.inputs[0].dtype != DType::I64 && c.inputs[0].dtype != DType::I32)
     ids = c.b.node1("Cast", {ids}, c.hint("ids"), {{"to", int64_t{onnx::TensorProto::INT64}}});
@@ -25,6 +23,7 @@ std::vector<std::string> token_and_position(LayerCall& c) {
       c.b.node1("Slice", {c.b.weight(n + "/position_embeddings", c.weight("position_embeddings")),
                           c.b.ints(c.hint("zero"), {0}), length, c.b.ints(c.hint("axis"), {0})},
                 c.hint("positions"));
+  c.output_masks = {c.config.value("mask_zero", false) ? padding_mask(c, ids) : ""};
   return {c.b.node1("Add", {tokens, positions}, c.hint("sum"))};
 }
 
@@ -50,21 +49,28 @@ std::vector<std::string> transformer_encoder(LayerCall& c) {
   if (!layer || !layer->attention()) c.fail("it is not built");
   if (c.inputs.empty() || c.inputs[0].shape.size() != 3) c.fail("expected an input [batch, sequence, features]");
   const Value& x = c.inputs[0];
-  std::string mask;
+  // Keras's rule for padding [B, T] (the input's Keras mask when none is given): a query attends to
+  // a key when both are real tokens. The output carries the padding as its mask.
+  std::string padding = x.mask, mask;
   for (size_t i = 1; i < c.inputs.size(); ++i) {
     const Value& m = c.inputs[i];
     if (m.dtype != DType::Bool || (m.shape.size() != 2 && m.shape.size() != 3))
       c.fail("extra inputs must be bool masks [batch, T] or [batch, T, T]");
-    // A padding mask [B, T] also becomes the output's Keras mask, which later layers read (a masked
-    // GlobalAveragePooling1D, the next encoder); masks are not exported, so it is refused here.
-    if (m.shape.size() == 2)
-      c.fail("a padding mask [batch, T] becomes a Keras mask that the layers after it read, and masks are not "
-             "exported; pass an attention mask [batch, T, T] instead");
-    mask = mask.empty() ? m.name : c.b.node1("And", {mask, m.name}, c.hint("mask"));
+    if (m.shape.size() == 2) padding = m.name;
+    else mask = m.name;
+  }
+  if (!padding.empty()) {
+    auto unsqueeze = [&](int64_t axis) {
+      return c.b.node1("Unsqueeze", {padding, c.b.ints(c.hint("axes"), {axis})}, c.hint("padding"));
+    };
+    std::string pair = c.b.node1("And", {unsqueeze(2), unsqueeze(1)}, c.hint("padding"));
+    mask = mask.empty() ? pair : c.b.node1("And", {mask, pair}, c.hint("mask"));
   }
   const layers::MultiHeadAttentionLayer& mha = *layer->attention();
+  // x itself carries its Keras mask into the attention layer (post-norm); a normalized x does not.
   auto attend = [&](const std::string& h) {
-    std::vector<Value> ins{{h, x.shape, DType::F32}, {h, x.shape, DType::F32}};
+    const std::string h_mask = h == x.name ? x.mask : "";
+    std::vector<Value> ins{{h, x.shape, DType::F32, h_mask}, {h, x.shape, DType::F32, h_mask}};
     if (!mask.empty()) ins.push_back({mask, {-1, x.shape[1], x.shape[1]}, DType::Bool});
     LayerCall sub{mha, mha.get_config(), c.path + "/self_attention", ins, {x.shape}, c.opset, c.b};
     return multi_head_attention(sub)[0];
@@ -77,6 +83,7 @@ std::vector<std::string> transformer_encoder(LayerCall& c) {
     std::string y = norm(c, c.b.node1("Add", {x.name, attend(x.name)}, c.hint("residual")), "attention_norm");
     out = norm(c, c.b.node1("Add", {y, feed_forward(c, y)}, c.hint("residual")), "feedforward_norm");
   }
+  c.output_masks = {padding};
   return {out};
 }
 
