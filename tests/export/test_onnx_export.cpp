@@ -23,9 +23,19 @@ class MyCustomLayer : public mf::Layer {
   mf::Tensor call(const mf::Tensor& x) override { return mf::relu(x).reshape({-1, 3, 1}); }
 };
 
+// This process's scratch folder, removed when the tests end.
+struct ScratchRoot {
+  fs::path path = fs::temp_directory_path() / ("meshflow_export_test_" + std::to_string(::getpid()));
+  ~ScratchRoot() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+const ScratchRoot kScratch;
+
 // An empty scratch folder per test.
 fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("meshflow_export_test_" + std::to_string(::getpid())) / name;
+  fs::path p = kScratch.path / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
