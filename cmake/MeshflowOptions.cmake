@@ -1,6 +1,8 @@
-# The AUTO|ON|OFF options: AUTO uses a dependency when it is found, ON insists on it.
+# The AUTO|ON|OFF options: AUTO uses a dependency when it is found, ON insists on it. Serving uses
+# BEAST and GRPC; the tuner and interpretability EIGEN (Bayesian optimization, LIME, kernel SHAP),
+# PNG (heatmaps) and ASIO (the distributed oracle); ONNX export libonnx-dev's protobuf schema.
 set(_mf_choices AUTO ON OFF)
-foreach(opt CUDA MPI NCCL CUDNN DNNL YAMLCPP BEAST GRPC)
+foreach(opt CUDA MPI NCCL CUDNN DNNL YAMLCPP BEAST GRPC EIGEN PNG ASIO ONNX)
   set(MESHFLOW_WITH_${opt} AUTO CACHE STRING "Build with ${opt}: AUTO, ON or OFF")
   set_property(CACHE MESHFLOW_WITH_${opt} PROPERTY STRINGS ${_mf_choices})
   if(NOT MESHFLOW_WITH_${opt} IN_LIST _mf_choices)
@@ -40,21 +42,3 @@ if(MESHFLOW_BUILD_FUZZERS)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
-# Tuner and interpretability (models/tuner, models/interpret): Eigen (Bayesian optimization, LIME,
-# kernel SHAP), libpng (heatmap PNGs) and Boost.Asio (the distributed tuner oracle).
-foreach(opt EIGEN PNG ASIO)
-  set(MESHFLOW_WITH_${opt} AUTO CACHE STRING "Build with ${opt}: AUTO, ON or OFF")
-  set_property(CACHE MESHFLOW_WITH_${opt} PROPERTY STRINGS ${_mf_choices})
-  if(NOT MESHFLOW_WITH_${opt} IN_LIST _mf_choices)
-    message(FATAL_ERROR "MESHFLOW_WITH_${opt}=${MESHFLOW_WITH_${opt}}: expected AUTO, ON or OFF")
-  endif()
-endforeach()
-
-# ONNX export (models/export): libonnx-dev's protobuf schema (CMake package ONNX, target onnx_proto).
-foreach(opt ONNX)
-  set(MESHFLOW_WITH_${opt} AUTO CACHE STRING "Build with ${opt}: AUTO, ON or OFF")
-  set_property(CACHE MESHFLOW_WITH_${opt} PROPERTY STRINGS ${_mf_choices})
-  if(NOT MESHFLOW_WITH_${opt} IN_LIST _mf_choices)
-    message(FATAL_ERROR "MESHFLOW_WITH_${opt}=${MESHFLOW_WITH_${opt}}: expected AUTO, ON or OFF")
-  endif()
-endforeach()
