@@ -61,6 +61,7 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
   };
   NoGradGuard no_grad;
   const int64_t accumulate = options_.gradient_accumulation_steps;
+  std::vector<Tensor> mean;
   if (accumulate > 1) {
     // Note [Gradient accumulation]: the sums live here, per variable of the call; the Nth call
     // applies their mean (clipping and the update see it) and the step counter advances then.
@@ -78,33 +79,26 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
       accumulated_[i] = accumulated_[i].defined() ? accumulated_[i] + gi : gi.clone();
     }
     if (++accumulated_calls_ < accumulate) return;
-    std::vector<Tensor> mean(accumulated_.size());
+    mean.resize(accumulated_.size());
     for (size_t i = 0; i < mean.size(); ++i)
       if (accumulated_[i].defined()) mean[i] = accumulated_[i] * (1.0 / static_cast<double>(accumulate));
     accumulated_.clear();
     accumulated_calls_ = 0;
-    options_.gradient_accumulation_steps = 1;
-    try {
-      apply_gradients(mean, variables, nullptr);
-    } catch (...) {
-      options_.gradient_accumulation_steps = accumulate;
-      throw;
-    }
-    options_.gradient_accumulation_steps = accumulate;
-    return;
   }
+  // From here on: this call's gradients, or the accumulated mean on the Nth call.
+  const std::vector<Tensor>& in = accumulate > 1 ? mean : grads;
   const bool clipping = options_.clipnorm > 0 || options_.clipvalue > 0 || options_.global_clipnorm > 0;
-  std::vector<Tensor> g(grads.size());
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!grads[i].defined()) continue;
+  std::vector<Tensor> g(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!in[i].defined()) continue;
     const Variable& v = variables[i];
     MF_CHECK(v.defined() && !v.is_symbolic(), "optimizer '", name_, "': variable ", i, " is undefined or symbolic");
-    MF_CHECK(grads[i].shape() == v.shape(), "optimizer '", name_, "': the gradient for '", v.name(), "' has shape ",
-             shape_str(grads[i].shape()), " but the variable has shape ", shape_str(v.shape()));
-    MF_CHECK(grads[i].device() == v.device(), "optimizer '", name_, "': the gradient for '", v.name(), "' is on ",
-             grads[i].device().str(), " but the variable is on ", v.device().str());
+    MF_CHECK(in[i].shape() == v.shape(), "optimizer '", name_, "': the gradient for '", v.name(), "' has shape ",
+             shape_str(in[i].shape()), " but the variable has shape ", shape_str(v.shape()));
+    MF_CHECK(in[i].device() == v.device(), "optimizer '", name_, "': the gradient for '", v.name(), "' is on ",
+             in[i].device().str(), " but the variable is on ", v.device().str());
     // Broadcast views (stride 0) and other layouts become dense; clipping never edits the caller's tensor.
-    Tensor gi = grads[i].detach();
+    Tensor gi = in[i].detach();
     if (gi.dtype() != v.dtype()) gi = gi.to(v.dtype());
     else if (!gi.is_contiguous()) gi = gi.contiguous();
     else if (clipping) gi = gi.clone();

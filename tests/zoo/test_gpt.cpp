@@ -162,5 +162,6 @@ TEST(ZooGpt, BadConfigsAreNamed) {
   c.dropout = 1.0;
   EXPECT_MF_ERROR(zoo::gpt(c), "dropout must be in [0, 1)");
   auto model = zoo::gpt(tiny64());
-  EXPECT_MF_ERROR(model->predict({ids_of(std::vector<int64_t>(8, 1), 1, 8)}, {.verbose = 0}), "8");
+  EXPECT_MF_ERROR(model->predict({ids_of(std::vector<int64_t>(8, 1), 1, 8)}, {.verbose = 0}), "input 'token_ids'",
+                  "expects shape [?, 7], got [1, 8]");
 }
