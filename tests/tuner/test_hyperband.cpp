@@ -1,4 +1,4 @@
-// Hyperband: the bracket schedule against the paper's table, the oracle's promotions on a
+// Hyperband: the bracket schedules against the paper's table and Keras Tuner's, the oracle's promotions on a
 // synthetic objective, and a small search whose promoted trials train on from their parents.
 #include <gtest/gtest.h>
 
@@ -15,33 +15,113 @@ namespace mf = meshflow;
 namespace L = meshflow::layers;
 using namespace meshflow::tuner;
 
+using Table = std::vector<std::vector<std::pair<int64_t, int64_t>>>;  // (n_i, r_i) per round of each bracket
+
+void expect_schedule(const std::vector<std::vector<BracketRound>>& got, const Table& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t b = 0; b < want.size(); ++b) {
+    ASSERT_EQ(got[b].size(), want[b].size()) << what << " bracket " << b;
+    for (size_t i = 0; i < want[b].size(); ++i) {
+      EXPECT_EQ(got[b][i].configurations, want[b][i].first) << what << " bracket " << b << " round " << i;
+      EXPECT_EQ(got[b][i].epochs, want[b][i].second) << what << " bracket " << b << " round " << i;
+    }
+  }
+}
+
+int64_t trials_in(const std::vector<std::vector<BracketRound>>& schedule) {
+  int64_t n = 0;
+  for (const auto& b : schedule)
+    for (const auto& r : b) n += r.configurations;
+  return n;
+}
+
+// Both tables of Note [Hyperband schedules] for max_epochs = 81, factor = 3: they cannot be one
+// schedule (the paper keeps 11 of bracket 3's 34 configurations after its first round, Keras Tuner
+// 12), so the paper's is HyperbandSchedule::Paper and Keras Tuner's is the default.
 TEST(Hyperband, ScheduleEqualsThePapersTableFor81And3) {
   // Li et al., "Hyperband: A Novel Bandit-Based Approach to Hyperparameter Optimization", JMLR
-  // 18 (2018), Table 1: R = 81, eta = 3; (n_i, r_i) per round of each bracket s.
-  const std::vector<std::vector<std::pair<int64_t, int64_t>>> paper = {
+  // 18 (2018), Table 1: R = 81, eta = 3.
+  const Table paper = {
       {{81, 1}, {27, 3}, {9, 9}, {3, 27}, {1, 81}},  // s = 4
       {{34, 3}, {11, 9}, {3, 27}, {1, 81}},          // s = 3
       {{15, 9}, {5, 27}, {1, 81}},                   // s = 2
       {{8, 27}, {2, 81}},                            // s = 1
       {{5, 81}},                                     // s = 0
   };
-  auto s = hyperband_schedule(81, 3);
-  ASSERT_EQ(s.size(), paper.size());
-  for (size_t b = 0; b < paper.size(); ++b) {
-    ASSERT_EQ(s[b].size(), paper[b].size()) << "bracket " << b;
-    for (size_t i = 0; i < paper[b].size(); ++i) {
-      EXPECT_EQ(s[b][i].configurations, paper[b][i].first) << "bracket " << b << " round " << i;
-      EXPECT_EQ(s[b][i].epochs, paper[b][i].second) << "bracket " << b << " round " << i;
-    }
-  }
+  expect_schedule(hyperband_schedule(81, 3, HyperbandSchedule::Paper), paper, "paper");
+  EXPECT_EQ(trials_in(hyperband_schedule(81, 3, HyperbandSchedule::Paper)), 206);
   EXPECT_MF_ERROR(hyperband_schedule(81, 1), "factor", "1");
   EXPECT_MF_ERROR(hyperband_schedule(0, 3), "max_epochs", "0");
 }
 
-TEST(Hyperband, OraclePromotesTheBestOfEachRound) {
+TEST(Hyperband, DefaultScheduleEqualsKerasTunersFor81And3) {
+  // Keras Tuner's HyperbandOracle(max_epochs=81, factor=3, hyperband_iterations=1): every bracket
+  // ends with 5 / (s + 1) models, each round rounded up; the same brackets and epochs as the paper.
+  const Table keras_tuner = {
+      {{81, 1}, {27, 3}, {9, 9}, {3, 27}, {1, 81}},  // s = 4
+      {{34, 3}, {12, 9}, {4, 27}, {2, 81}},          // s = 3
+      {{15, 9}, {5, 27}, {2, 81}},                   // s = 2
+      {{8, 27}, {3, 81}},                            // s = 1
+      {{5, 81}},                                     // s = 0
+  };
+  expect_schedule(hyperband_schedule(81, 3), keras_tuner, "default");
+  expect_schedule(hyperband_schedule(81, 3, HyperbandSchedule::KerasTuner), keras_tuner, "keras_tuner");
+  EXPECT_EQ(trials_in(hyperband_schedule(81, 3)), 211);
+  // Keras Tuner's own test (hyperband_test.py, max_epochs=8, factor=2): 4 brackets, bracket 3 is
+  // 8 models at 1 epoch down to 1 at 8, bracket 0 is 4 models at 8 epochs.
+  auto eight = hyperband_schedule(8, 2);
+  ASSERT_EQ(eight.size(), 4u);
+  EXPECT_EQ(eight[0].front().configurations, 8);
+  EXPECT_EQ(eight[0].front().epochs, 1);
+  EXPECT_EQ(eight[0].back().configurations, 1);
+  EXPECT_EQ(eight[0].back().epochs, 8);
+  EXPECT_EQ(eight[3].size(), 1u);
+  EXPECT_EQ(eight[3][0].configurations, 4);
+  EXPECT_EQ(eight[3][0].epochs, 8);
+  // Not a power of the factor: Keras Tuner's E = ceil(1 + log3(100)) = 6, so bracket 4 starts 98
+  // configurations (ceil(6/5 * 81)) at 2 epochs (ceil(100/81)); the paper starts 81.
+  const Table hundred = {
+      {{98, 2}, {33, 4}, {11, 12}, {4, 34}, {2, 100}},
+      {{41, 4}, {14, 12}, {5, 34}, {2, 100}},
+      {{18, 12}, {6, 34}, {2, 100}},
+      {{9, 34}, {3, 100}},
+      {{6, 100}},
+  };
+  expect_schedule(hyperband_schedule(100, 3), hundred, "keras_tuner 100/3");
+  EXPECT_EQ(hyperband_schedule(100, 3, HyperbandSchedule::Paper)[0][0].configurations, 81);
+  ASSERT_EQ(hyperband_schedule(1, 3).size(), 1u);  // max_epochs 1: one bracket of one model at 1 epoch
+  EXPECT_EQ(hyperband_schedule(1, 3)[0][0].configurations, 1);
+}
+
+TEST(Hyperband, ResumingWithAnotherScheduleIsRefused) {
+  auto dir = mf_test::temp_folder("tuner_hyperband_schedule");
   HyperParameters hp;
   hp.Float("x", 0.0, 1.0);
-  HyperbandOracle oracle({.objective = {"loss", "min"}, .max_trials = 100000, .seed = 1}, {.max_epochs = 81, .factor = 3});
+  {
+    HyperbandOracle first({.objective = {"loss", "min"}, .max_trials = 1000}, {.max_epochs = 9, .factor = 3});
+    first.attach(dir + "/p", false);
+    first.update_space(hp);
+    ASSERT_EQ(first.create_trial("w").status, TrialStatus::Running);
+  }
+  HyperbandOracle paper({.objective = {"loss", "min"}, .max_trials = 1000},
+                        {.max_epochs = 9, .factor = 3, .schedule = HyperbandSchedule::Paper});
+  EXPECT_MF_ERROR(paper.attach(dir + "/p", false), "max_epochs 9, factor 3 and the keras_tuner schedule",
+                  "the paper schedule");
+  HyperbandOracle longer({.objective = {"loss", "min"}, .max_trials = 1000}, {.max_epochs = 27, .factor = 3});
+  EXPECT_MF_ERROR(longer.attach(dir + "/p", false), "not max_epochs 27");
+  std::filesystem::remove_all(dir);
+}
+
+class HyperbandOracleRun : public ::testing::TestWithParam<HyperbandSchedule> {};
+
+// One worker runs the whole of one iteration: every round holds its scheduled trials at its epochs,
+// and a promoted trial is the next best of the round before (206 trials for the paper, 211 for
+// Keras Tuner's sizes).
+TEST_P(HyperbandOracleRun, PromotesTheBestOfEachRound) {
+  HyperParameters hp;
+  hp.Float("x", 0.0, 1.0);
+  HyperbandOracle oracle({.objective = {"loss", "min"}, .max_trials = 100000, .seed = 1},
+                         {.max_epochs = 81, .factor = 3, .schedule = GetParam()});
   oracle.update_space(hp);
   // The loss falls with epochs and is smallest near x = 0.3.
   auto loss = [](double x, int64_t epochs) { return (x - 0.3) * (x - 0.3) + 1.0 / static_cast<double>(epochs); };
@@ -57,11 +137,8 @@ TEST(Hyperband, OraclePromotesTheBestOfEachRound) {
     oracle.end_trial(t);
     rounds[{t.info.at("bracket").get<int>(), t.info.at("round").get<int>()}].push_back(t);
   }
-  auto schedule = hyperband_schedule(81, 3);
-  int64_t total = 0;
-  for (const auto& b : schedule)
-    for (const auto& r : b) total += r.configurations;
-  EXPECT_EQ(made, total);  // 206 trials
+  auto schedule = hyperband_schedule(81, 3, GetParam());
+  EXPECT_EQ(made, GetParam() == HyperbandSchedule::Paper ? 206 : 211);
   for (size_t k = 0; k < schedule.size(); ++k) {
     int bracket = static_cast<int>(schedule.size() - 1 - k);
     for (size_t i = 0; i < schedule[k].size(); ++i) {
@@ -80,6 +157,10 @@ TEST(Hyperband, OraclePromotesTheBestOfEachRound) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Schedules, HyperbandOracleRun,
+                         ::testing::Values(HyperbandSchedule::KerasTuner, HyperbandSchedule::Paper),
+                         [](const auto& info) { return schedule_name(info.param); });
 
 TEST(Hyperband, WaitsForTheRoundBeforePromoting) {
   HyperParameters hp;

@@ -1,4 +1,4 @@
-// HyperbandOracle: the paper's brackets of successive halving (Li et al., JMLR 2018, Algorithm 1).
+// HyperbandOracle: brackets of successive halving (Li et al., JMLR 2018), sized as Keras Tuner or the paper.
 #include <algorithm>
 
 #include "meshflow/core/error.h"
@@ -18,23 +18,42 @@ int64_t ipow(int64_t b, int e) {
 // integer arithmetic, so R = 81, eta = 3 gives s_max = 4 exactly (floating log(81)/log(3) is
 // 4.000000000000001 or 3.9999999999999996 depending on the library, and a floor or ceil of it
 // changes the whole schedule).
-std::vector<std::vector<BracketRound>> hyperband_schedule(int max_epochs, int factor) {
+//
+// Note [Hyperband schedules]: both schedules share the brackets (s_max + 1 of them) and the epochs
+// of each round, r_i = ceil(R / eta^(s - i)) (Keras Tuner's epochs are whole and at least 1). They
+// differ in how many configurations a round holds:
+// - Paper (Li et al., JMLR 2018, Algorithm 1 with B = (s_max + 1) R): bracket s starts
+//   n = ceil((s_max + 1) eta^s / (s + 1)) configurations and round i keeps floor(n / eta^i).
+//   R = 81, eta = 3 is Table 1: 81/27/9/3/1, 34/11/3/1, 15/5/1, 8/2, 5 (206 trials).
+// - KerasTuner (keras_tuner/tuners/hyperband.py, HyperbandOracle._get_size): every bracket ends
+//   with E / (s + 1) models, E = ceil(1 + log_eta(R)), and each round is rounded up:
+//   n_i = ceil(E eta^(s - i) / (s + 1)). R = 81, eta = 3: 81/27/9/3/1, 34/12/4/2, 15/5/2, 8/3, 5
+//   (211 trials, 1767 epochs when promoted trials train on from their parents, against the
+//   paper's 1581). Where R is not a power of eta, E is s_max + 2 and the first rounds are larger
+//   than the paper's too (R = 100: 98 configurations in bracket 4, not 81).
+// Keras Tuner computes E with a floating log; in integers E is 1 + s_max when R = eta^s_max and
+// s_max + 2 otherwise, which equals Keras Tuner's value for every R <= 2000 and eta 2..10
+// (checked against its formula in Python when this was written).
+std::string schedule_name(HyperbandSchedule s) { return s == HyperbandSchedule::Paper ? "paper" : "keras_tuner"; }
+
+std::vector<std::vector<BracketRound>> hyperband_schedule(int max_epochs, int factor, HyperbandSchedule schedule) {
   MF_CHECK(max_epochs >= 1, "Hyperband: max_epochs must be >= 1, not ", max_epochs);
   MF_CHECK(factor >= 2, "Hyperband: factor must be >= 2, not ", factor);
+  MF_CHECK(schedule == HyperbandSchedule::KerasTuner || schedule == HyperbandSchedule::Paper,
+           "Hyperband: unknown schedule ", static_cast<int>(schedule));
   int s_max = 0;
   while (ipow(factor, s_max + 1) <= max_epochs) ++s_max;
+  const int64_t end_models = ipow(factor, s_max) == max_epochs ? s_max + 1 : s_max + 2;  // Keras Tuner's E
   std::vector<std::vector<BracketRound>> out;
   for (int s = s_max; s >= 0; --s) {
-    // n = ceil(B / R * eta^s / (s + 1)) with B = (s_max + 1) R.
-    int64_t num = static_cast<int64_t>(s_max + 1) * ipow(factor, s);
-    int64_t n = (num + s) / (s + 1);
+    // The paper's n = ceil(B / R * eta^s / (s + 1)) with B = (s_max + 1) R.
+    const int64_t n = (static_cast<int64_t>(s_max + 1) * ipow(factor, s) + s) / (s + 1);
     std::vector<BracketRound> rounds;
     for (int i = 0; i <= s; ++i) {
-      int64_t n_i = n / ipow(factor, i);
-      // r_i = R eta^(i - s), rounded up (Keras Tuner's epochs are whole and at least 1).
-      int64_t div = ipow(factor, s - i);
-      int64_t r_i = (max_epochs + div - 1) / div;
-      rounds.push_back({std::max<int64_t>(n_i, 1), r_i});
+      const int64_t div = ipow(factor, s - i);
+      const int64_t n_i = schedule == HyperbandSchedule::Paper ? std::max<int64_t>(n / ipow(factor, i), 1)
+                                                               : (end_models * div + s) / (s + 1);
+      rounds.push_back({n_i, (max_epochs + div - 1) / div});
     }
     out.push_back(std::move(rounds));
   }
@@ -42,7 +61,9 @@ std::vector<std::vector<BracketRound>> hyperband_schedule(int max_epochs, int fa
 }
 
 HyperbandOracle::HyperbandOracle(OracleOptions options, HyperbandOptions hyperband)
-    : Oracle(std::move(options)), h_(hyperband), schedule_(hyperband_schedule(h_.max_epochs, h_.factor)) {
+    : Oracle(std::move(options)),
+      h_(hyperband),
+      schedule_(hyperband_schedule(h_.max_epochs, h_.factor, h_.schedule)) {
   MF_CHECK(h_.hyperband_iterations >= 1, "Hyperband: hyperband_iterations must be >= 1, not ",
            h_.hyperband_iterations);
 }
@@ -109,12 +130,20 @@ Oracle::Next HyperbandOracle::populate_space(const std::string&) {
 }
 
 Json HyperbandOracle::get_state() const {
-  return {{"iteration", iteration_}, {"bracket", bracket_},         {"round", round_},
-          {"round_trials", round_trials_}, {"candidates", candidates_}};
+  return {{"iteration", iteration_},       {"bracket", bracket_},        {"round", round_},
+          {"round_trials", round_trials_}, {"candidates", candidates_},  {"max_epochs", h_.max_epochs},
+          {"factor", h_.factor},           {"schedule", schedule_name(h_.schedule)}};
 }
 
 void HyperbandOracle::set_state(const Json& state) {
   if (state.empty()) return;
+  // A folder searched with other brackets cannot be continued with these (its rounds would not fit).
+  const std::string saved = state.value("schedule", schedule_name(h_.schedule));
+  const int saved_epochs = state.value("max_epochs", h_.max_epochs), saved_factor = state.value("factor", h_.factor);
+  MF_CHECK(saved == schedule_name(h_.schedule) && saved_epochs == h_.max_epochs && saved_factor == h_.factor,
+           "Hyperband: the project ", project_dir(), " was searched with max_epochs ", saved_epochs, ", factor ",
+           saved_factor, " and the ", saved, " schedule, not max_epochs ", h_.max_epochs, ", factor ", h_.factor,
+           " and the ", schedule_name(h_.schedule), " schedule (pass overwrite = true to start again)");
   iteration_ = state.at("iteration").get<int>();
   bracket_ = state.at("bracket").get<int>();
   round_ = state.at("round").get<int>();

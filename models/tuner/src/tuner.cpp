@@ -301,7 +301,7 @@ namespace {
 OracleOptions hyperband_oracle_options(const TunerOptions& o, const HyperbandOptions& h) {
   OracleOptions oo = oracle_options(o);
   int64_t total = 0;
-  for (const auto& bracket : hyperband_schedule(h.max_epochs, h.factor))
+  for (const auto& bracket : hyperband_schedule(h.max_epochs, h.factor, h.schedule))
     for (const auto& r : bracket) total += r.configurations;
   oo.max_trials = static_cast<int>(total * std::max(1, h.hyperband_iterations));
   return oo;

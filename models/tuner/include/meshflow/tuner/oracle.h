@@ -143,22 +143,35 @@ class GridSearchOracle : public Oracle {
   Next populate_space(const std::string& trial_id) override;
 };
 
-// Hyperband (Li et al., 2018): brackets s = s_max..0 of successive halving, bracket s starting
-// n = ceil((s_max+1) * factor^s / (s+1)) configurations at max_epochs * factor^-s epochs; round i
-// keeps floor(n * factor^-i) of them at max_epochs * factor^(i-s) epochs. A promoted trial carries
-// its parent's id in info, so its tuner continues training the parent's weights.
+// Hyperband (Li et al., 2018): brackets s = s_max..0 of successive halving, s_max = floor(log_factor
+// max_epochs); round i of bracket s trains its configurations to ceil(max_epochs / factor^(s-i))
+// epochs. How many configurations each round holds is where Keras Tuner and the paper differ
+// (Note [Hyperband schedules] in hyperband.cpp): Keras Tuner's, the default, gives every bracket
+// the same number of end models, E = ceil(1 + log_factor(max_epochs)), and rounds each round up:
+// n_i = ceil(E / (s+1) * factor^(s-i)); the paper's Table 1 starts n = ceil((s_max+1) factor^s /
+// (s+1)) and keeps floor(n / factor^i). A promoted trial carries its parent's id in info, so its
+// tuner continues training the parent's weights.
+enum class HyperbandSchedule {
+  KerasTuner,  // Keras Tuner's sizes: its epoch budget for max_epochs and factor (81, 3: 211 trials)
+  Paper,       // Li et al.'s Algorithm 1 and Table 1 (81, 3: 206 trials)
+};
+std::string schedule_name(HyperbandSchedule s);
+
 struct HyperbandOptions {
   int max_epochs = 100;
   int factor = 3;
   int hyperband_iterations = 1;  // the whole set of brackets, repeated
+  HyperbandSchedule schedule = HyperbandSchedule::KerasTuner;
 };
 
 struct BracketRound {
   int64_t configurations = 0;  // n_i
   int64_t epochs = 0;          // r_i
 };
-// The paper's schedule: schedule[k] is bracket s = s_max - k, its rounds in order.
-std::vector<std::vector<BracketRound>> hyperband_schedule(int max_epochs, int factor);
+// schedule[k] is bracket s = s_max - k, its rounds in order. Throws meshflow::Error naming
+// max_epochs (< 1) or factor (< 2).
+std::vector<std::vector<BracketRound>> hyperband_schedule(int max_epochs, int factor,
+                                                          HyperbandSchedule schedule = HyperbandSchedule::KerasTuner);
 
 class HyperbandOracle : public Oracle {
  public:
