@@ -55,7 +55,7 @@ int64_t Batcher::queued_rows() const {
   return queued_rows_;
 }
 
-void Batcher::submit(std::vector<Tensor> inputs, int64_t rows, RunDone done) {
+void Batcher::submit(std::vector<Tensor> inputs, int64_t rows, RunDone done, Clock::time_point deadline) {
   MF_CHECK(done, "Batcher::submit: no completion callback");
   MF_CHECK(rows >= 1, "Batcher::submit: a request needs at least one row, got ", rows);
   MF_CHECK(inputs.size() == servable_->signature().inputs.size(), "Batcher::submit: model '",
@@ -64,6 +64,7 @@ void Batcher::submit(std::vector<Tensor> inputs, int64_t rows, RunDone done) {
     MF_CHECK(t.defined() && t.dim() >= 1 && t.size(0) == rows, "Batcher::submit: every input must have ", rows,
              " rows (the request's), got shape ", t.defined() ? shape_str(t.shape()) : "(undefined)");
   std::exception_ptr refused;
+  bool wake = true;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     try {
@@ -79,7 +80,11 @@ void Batcher::submit(std::vector<Tensor> inputs, int64_t rows, RunDone done) {
                                       std::to_string(queued_rows_) + " rows waiting, max_enqueued_batches " +
                                       std::to_string(batching_->max_enqueued_batches) + "); try again later");
       }
-      queue_.push_back({std::move(inputs), rows, std::move(done), std::chrono::steady_clock::now()});
+      // Note [Waking the batch thread]: a thread that is gathering a batch only needs waking when the
+      // queue stops being empty or the batch fills; a wake-up per request (a futex call and two
+      // context switches) cost more than the request's share of the model on a busy 2-core machine.
+      wake = !batching_ || queue_.empty() || flushing_ || queued_rows_ + rows >= batching_->max_batch_size;
+      queue_.push_back({std::move(inputs), rows, std::move(done), Clock::now(), deadline});
       queued_rows_ += rows;
     } catch (...) {
       refused = std::current_exception();
@@ -89,7 +94,7 @@ void Batcher::submit(std::vector<Tensor> inputs, int64_t rows, RunDone done) {
     done(RunResult{{}, refused});
     return;
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
 }
 
 // Requests merge only when every input's rows have the same shape (an input with an unknown
@@ -104,7 +109,7 @@ bool Batcher::same_rows(const Task& a, const Task& b) {
   return true;
 }
 
-std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& lock) {
+std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& lock, std::vector<Task>& expired) {
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return {};  // stopping with nothing left
@@ -116,6 +121,16 @@ std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& loc
                      [&] { return stopping_ || flushing_ || queued_rows_ >= batching_->max_batch_size; });
     if (queue_.empty()) continue;  // another thread took them
     break;
+  }
+  const auto now = Clock::now();
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->deadline > now) {
+      ++it;
+      continue;
+    }
+    queued_rows_ -= it->rows;
+    expired.push_back(std::move(*it));
+    it = queue_.erase(it);
   }
   std::vector<Task> batch;
   int64_t rows = 0;
@@ -134,12 +149,23 @@ std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& loc
 
 void Batcher::work() {
   for (;;) {
-    std::vector<Task> batch;
+    std::vector<Task> batch, expired;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      batch = next_batch(lock);
+      batch = next_batch(lock, expired);
     }
-    if (batch.empty()) return;
+    for (auto& t : expired) {
+      try {
+        t.done(RunResult{{}, std::make_exception_ptr(ServingError(
+                                 504, "the request's deadline passed while it waited for model '" +
+                                          servable_->model_name() + "' (not run)"))});
+      } catch (...) {
+      }
+    }
+    if (batch.empty()) {
+      if (!expired.empty()) continue;
+      return;
+    }
     run_batch(batch);
   }
 }

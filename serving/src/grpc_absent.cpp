@@ -5,8 +5,8 @@
 
 namespace meshflow::serving {
 
-std::unique_ptr<GrpcFrontend> start_grpc(ModelManager&, Metrics&, int port, int64_t) {
-  MF_THROW("--port=", port, ": this meshflow-serve was built without gRPC (configure found no gRPC++; install "
+std::unique_ptr<GrpcFrontend> start_grpc(ModelManager&, Metrics&, const GrpcOptions& options) {
+  MF_THROW("--port=", options.port, ": this meshflow-serve was built without gRPC (configure found no gRPC++; install "
            "libgrpc++-dev and protobuf-compiler-grpc, or leave --port out to serve REST only)");
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 
 namespace meshflow::serving {
@@ -18,8 +19,14 @@ class GrpcFrontend {
   virtual void shutdown(std::chrono::milliseconds grace) = 0;
 };
 
-// Binds 127.0.0.1:port (0: a free port). Throws meshflow::Error when the port cannot be bound, or
-// when this build has no gRPC (the message says how to get it).
-std::unique_ptr<GrpcFrontend> start_grpc(ModelManager& models, Metrics& metrics, int port, int64_t max_message_bytes);
+struct GrpcOptions {
+  int port = 0;                          // 0: a free port
+  int64_t max_message_bytes = 64ll << 20;
+  int64_t request_timeout_ms = 30000;    // a call's answer waits at most this long (Note [gRPC deadlines])
+};
+
+// Binds 127.0.0.1:port. Throws meshflow::Error when the port cannot be bound, or when this build
+// has no gRPC (the message says how to get it).
+std::unique_ptr<GrpcFrontend> start_grpc(ModelManager& models, Metrics& metrics, const GrpcOptions& options);
 
 }  // namespace meshflow::serving

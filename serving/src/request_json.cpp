@@ -284,32 +284,17 @@ std::string predict_response(const ParsedRequest& request, const Signature& sig,
 }
 
 std::string classify_response(const Signature& sig, const std::vector<Tensor>& outputs) {
-  MF_CHECK(outputs.size() == 1 && outputs[0].dim() == 2, "classify_response: expected one [batch, classes] output");
-  Tensor scores = outputs[0].to(DType::F64).contiguous();
-  const double* p = scores.data<double>();
-  const int64_t rows = scores.size(0), classes = scores.size(1);
   Json results = Json::array();
-  for (int64_t r = 0; r < rows; ++r) {
-    Json row = Json::array();
-    if (sig.sigmoid && classes == 1) {
-      // One sigmoid unit: two classes, "0" with 1 - p and "1" with p.
-      row.push_back(Json::array({"0", 1.0 - p[r]}));
-      row.push_back(Json::array({"1", p[r]}));
-    } else {
-      for (int64_t c = 0; c < classes; ++c) row.push_back(Json::array({std::to_string(c), p[r * classes + c]}));
-    }
-    results.push_back(row);
+  for (const auto& row : classify_results(sig, outputs)) {
+    Json r = Json::array();
+    for (const auto& [label, score] : row) r.push_back(Json::array({label, score}));
+    results.push_back(std::move(r));
   }
   return Json{{"results", results}}.dump();
 }
 
 std::string regress_response(const std::vector<Tensor>& outputs) {
-  MF_CHECK(outputs.size() == 1, "regress_response: expected one output");
-  Tensor v = outputs[0].to(DType::F64).contiguous();
-  const double* p = v.data<double>();
-  Json results = Json::array();
-  for (int64_t r = 0; r < v.size(0); ++r) results.push_back(p[r]);
-  return Json{{"results", results}}.dump();
+  return Json{{"results", regress_results(outputs)}}.dump();
 }
 
 std::string error_json(const std::string& message) {

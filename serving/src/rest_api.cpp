@@ -162,10 +162,7 @@ void RestApi::handle(std::string_view method, std::string_view target, std::stri
     if (method != "POST") throw ServingError(405, "use POST for :" + r.verb);
     std::shared_ptr<Batcher> batcher = models_.find(r.model, r.version, r.label);
     const Signature& sig = batcher->servable()->signature();
-    if (r.verb == "classify" && !sig.can_classify)
-      throw ServingError(400, "model '" + r.model + "' cannot :classify: " + sig.classify_reason);
-    if (r.verb == "regress" && !sig.can_regress)
-      throw ServingError(400, "model '" + r.model + "' cannot :regress: " + sig.regress_reason);
+    check_method(sig, r.model, r.verb == "classify" ? Method::Classify : r.verb == "regress" ? Method::Regress : Method::Predict);
     auto request = std::make_shared<ParsedRequest>(parse_predict_request(body, sig));
     std::vector<Tensor> inputs = request->inputs;
     std::shared_ptr<Servable> servable = batcher->servable();

@@ -59,7 +59,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   ro.max_request_bytes = options.max_request_bytes;
   ro.request_timeout_ms = options.request_timeout_ms;
   m.rest = std::make_unique<RestServer>(*m.api, ro);
-  if (options.grpc_port) m.grpc = start_grpc(*m.models, *m.metrics, *options.grpc_port, options.max_request_bytes);
+  if (options.grpc_port)
+    m.grpc = start_grpc(*m.models, *m.metrics, {*options.grpc_port, options.max_request_bytes, options.request_timeout_ms});
   if (options.file_system_poll_wait_seconds > 0) m.models->start_watching(options.file_system_poll_wait_seconds);
 }
 

@@ -2,9 +2,12 @@
 """meshflow-serve's gRPC API from Python, as a stock TF Serving client talks to it.
 
 The protos in serving/proto are compiled here with grpc_tools.protoc. Checks: one PredictRequest
-serializes to bytes derived by hand from TF Serving's field numbers; Predict over gRPC answers what
-the REST API answers for the same rows (the REST answers are checked against Model::predict by the
-C++ tests); GetModelStatus reports version 1 AVAILABLE; mistakes are INVALID_ARGUMENT / NOT_FOUND.
+serializes to bytes derived by hand from TF Serving's field numbers; Predict, Classify, Regress,
+MultiInference and GetModelMetadata over gRPC answer what the REST API answers for the same rows
+(the REST answers are checked against Model::predict by the C++ tests), with the same error texts;
+GetModelStatus reports version 1 AVAILABLE; mistakes are INVALID_ARGUMENT / NOT_FOUND; a call's
+deadline (the client's, or --request_timeout_ms) is answered DEADLINE_EXCEEDED in time and the
+queued request is dropped without running the model (grpc_calls_test.py).
 Exit code 0 on success, 1 on a failure, 77 (skipped) without python3-grpcio or grpc_tools.
 """
 import argparse
@@ -25,8 +28,12 @@ except ImportError as e:
     print(f"skipped: {e} (install python3-grpcio and python3-grpc-tools)")
     sys.exit(77)
 
-PROTOS = ["tensorflow/core/framework/tensor.proto", "tensorflow_serving/apis/model.proto",
-          "tensorflow_serving/apis/predict.proto", "tensorflow_serving/apis/get_model_status.proto",
+PROTOS = ["tensorflow/core/framework/tensor.proto", "tensorflow/core/example/feature.proto",
+          "tensorflow/core/example/example.proto", "tensorflow/core/protobuf/meta_graph.proto",
+          "tensorflow_serving/apis/model.proto", "tensorflow_serving/apis/input.proto",
+          "tensorflow_serving/apis/predict.proto", "tensorflow_serving/apis/classification.proto",
+          "tensorflow_serving/apis/regression.proto", "tensorflow_serving/apis/inference.proto",
+          "tensorflow_serving/apis/get_model_metadata.proto", "tensorflow_serving/apis/get_model_status.proto",
           "tensorflow_serving/apis/prediction_service.proto", "tensorflow_serving/apis/model_service.proto"]
 
 # PredictRequest{model_spec{name:"m" version{value:1}} inputs{"x": TensorProto{dtype:DT_FLOAT
@@ -101,6 +108,7 @@ def main():
         from tensorflow.core.framework import tensor_pb2
         from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
                                              prediction_service_pb2_grpc)
+        import grpc_calls_test as calls
 
         # Golden bytes: what any TF Serving client sends for this request.
         req = predict_pb2.PredictRequest()
@@ -117,11 +125,16 @@ def main():
 
         models = os.path.join(tmp, "models")
         subprocess.run([a.save_model, models], check=True)
+        for kind in ("reg", "sigmoid"):
+            subprocess.run([a.save_model, os.path.join(tmp, kind), kind], check=True)
         log = open(os.path.join(tmp, "server.log"), "w")
         config = os.path.join(tmp, "models.config")
         with open(config, "w") as f:
             f.write("model_config_list { config { name: 'm' base_path: '%s' "
-                    "version_labels { key: 'stable' value: 1 } } }\n" % models)
+                    "version_labels { key: 'stable' value: 1 } }\n" % models)
+            for kind in ("reg", "sigmoid"):
+                f.write("  config { name: '%s' base_path: '%s' }\n" % (kind, os.path.join(tmp, kind)))
+            f.write("}\n")
         proc, rest, port = start_server(a.serve, [f"--model_config_file={config}", "--rest_api_port=0", "--port=0"], log)
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -206,6 +219,9 @@ def main():
             bad.model_spec.version.value = 5
             code, _ = code_of(lambda: predict.Predict(bad, timeout=20))
             check(code == grpc.StatusCode.NOT_FOUND, f"unknown version gave {code}")
+            calls.check_classify_regress(predict, rest, check)
+            calls.check_multi_inference(predict, rest, check)
+            calls.check_metadata(predict, rest, check)
             channel.close()
         finally:
             rc = stop_server(proc)
@@ -213,10 +229,12 @@ def main():
             log.close()
             if failures:
                 print(open(os.path.join(tmp, "server.log")).read())
+        calls.check_deadlines(a.serve, models, tmp, start_server, stop_server, check)
     if failures:
         print(f"{len(failures)} failures")
         return 1
-    print("PASS: gRPC Predict equals REST, golden PredictRequest bytes, GetModelStatus, error codes")
+    print("PASS: gRPC Predict, Classify, Regress, MultiInference, GetModelMetadata equal REST; golden PredictRequest "
+          "bytes, GetModelStatus, error codes, deadlines")
     return 0
 
 

@@ -232,6 +232,14 @@ inline std::shared_ptr<mf::Model> make_regressor(uint64_t seed) {
   return std::make_shared<mf::Model>(mf::Tensors{x}, mf::Tensors{y});
 }
 
+// x -> Dense(1, sigmoid, "p"): one probability per row, so both :classify and :regress apply.
+inline std::shared_ptr<mf::Model> make_sigmoid(uint64_t seed) {
+  mf::manual_seed(seed);
+  auto x = mf::Input({4}, {.name = "x"});
+  auto y = mf::layers::Dense(1, {.activation = "sigmoid", .name = "p"})(x);
+  return std::make_shared<mf::Model>(mf::Tensors{x}, mf::Tensors{y});
+}
+
 // Rows of random values in [-1, 1) as a float32 tensor and as JSON lists.
 inline mf::Tensor random_rows(int64_t rows, int64_t cols, uint64_t seed) {
   return mf_test::random_tensor({rows, cols}, seed, -1.0, 1.0, mf::DType::F32);

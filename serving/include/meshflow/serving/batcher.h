@@ -40,10 +40,12 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
+  using Clock = std::chrono::steady_clock;
   // Queues `inputs` (one per signature input, `rows` rows each); `done` runs on a batcher thread
   // once the outputs are ready. A full queue, or more rows than max_batch_size, calls `done` at
-  // once with a ServingError (503, 400).
-  void submit(std::vector<Tensor> inputs, int64_t rows, RunDone done);
+  // once with a ServingError (503, 400). A request still queued at `deadline` is not run: `done`
+  // gets a ServingError 504 (gRPC's DEADLINE_EXCEEDED).
+  void submit(std::vector<Tensor> inputs, int64_t rows, RunDone done, Clock::time_point deadline = Clock::time_point::max());
 
   // From now on batches leave without waiting for batch_timeout_micros (shutdown: requests in
   // the queue are answered at once).
@@ -57,11 +59,13 @@ class Batcher {
     std::vector<Tensor> inputs;
     int64_t rows = 0;
     RunDone done;
-    std::chrono::steady_clock::time_point enqueued;
+    Clock::time_point enqueued;
+    Clock::time_point deadline;
   };
   void work();
   // Takes the next batch off the queue (merged tasks up to max_batch_size rows); empty when stopping.
-  std::vector<Task> next_batch(std::unique_lock<std::mutex>& lock);
+  // Tasks whose deadline passed leave the queue into `expired`, to be answered without running.
+  std::vector<Task> next_batch(std::unique_lock<std::mutex>& lock, std::vector<Task>& expired);
   void run_batch(std::vector<Task>& batch);
   static bool same_rows(const Task& a, const Task& b);
 
