@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "meshflow/serving/config.h"
 #include "request_fast.h"
@@ -22,6 +23,24 @@ namespace {
 // every array has that length and every leaf is a number of the right kind, and writing the
 // numbers straight into the tensor. Depth is bounded by the rank, so no input makes us recurse
 // deeper than the signature.
+
+// Note [Binary strings]: TF Serving's REST API carries bytes as {"b64": "<base64>"} in place of a
+// string, for DT_STRING inputs. Meshflow's tensors have no string dtype, so no served model has a
+// string input: such a value is read (checked as base64) and refused with a 400 that names the
+// input, its dtype and the value's size, wherever it appears (a bare row, a keyed row, a column or
+// a leaf inside nested arrays), rather than a puzzling shape error.
+bool is_b64(const Json& v) { return v.is_object() && v.contains("b64"); }
+
+[[noreturn]] void refuse_b64(const Json& v, const std::string& input, DType dtype, const std::string& where) {
+  const std::string at = "input '" + input + "'" + where;
+  if (v.size() != 1 || !v["b64"].is_string())
+    bad(at + ": a binary value must be {\"b64\": \"<base64 string>\"} and nothing else");
+  const auto bytes = decode_base64(v["b64"].get_ref<const std::string&>());
+  if (!bytes) bad(at + ": the \"b64\" value is not valid base64");
+  bad(at + ": got a {\"b64\": ...} value (" + std::to_string(bytes->size()) +
+      " bytes), which TF Serving's convention gives to string inputs; input '" + input + "' is " +
+      tf_dtype_name(dtype) + " and this model has no string inputs (Meshflow tensors hold numbers)");
+}
 
 // The shape of `v` seen through its first elements, at most `max_rank` deep.
 Shape leading_shape(const Json& v, size_t max_rank) {
@@ -57,8 +76,8 @@ struct Writer {
       if (dtype == DType::Bool || is_integral(dtype))
         bad("input '" + *input + "'" + where + ": got " + leaf.dump() + ", expected an integer (" + dtype_name(dtype) + ")");
       v = leaf.get<double>();
-    } else if (leaf.is_object() && leaf.contains("b64")) {
-      bad("input '" + *input + "'" + where + ": {\"b64\": ...} strings are not supported; the input is " + dtype_name(dtype));
+    } else if (is_b64(leaf)) {
+      refuse_b64(leaf, *input, dtype, where);
     } else {
       bad("input '" + *input + "'" + where + ": got " + std::string(leaf.type_name()) + ", expected a number (" +
           dtype_name(dtype) + ")");
@@ -85,6 +104,7 @@ struct Writer {
       put(v, where);
       return;
     }
+    if (is_b64(v)) refuse_b64(v, *input, dtype, where);
     if (!v.is_array() || static_cast<int64_t>(v.size()) != dims[level])
       bad("input '" + *input + "'" + where + ": expected an array of " + std::to_string(dims[level]) +
           " at depth " + std::to_string(level) + " (shape " + shape_str(dims) + "), got " +
@@ -134,6 +154,8 @@ void parse_rows(const Json& instances, const Signature& sig, const ParseLimits& 
       if (it == inst.end()) bad("instance " + std::to_string(r) + " has no input '" + spec.name + "'");
       return *it;
     };
+    for (int64_t r = 0; r < rows; ++r)
+      if (const Json& v = value_of(r); is_b64(v)) refuse_b64(v, spec.name, spec.dtype, ", instance " + std::to_string(r));
     Shape row_shape = leading_shape(value_of(0), spec.shape.size() - 1);
     Shape shape{rows};
     shape.insert(shape.end(), row_shape.begin(), row_shape.end());
@@ -169,6 +191,7 @@ void parse_columns(const Json& inputs, const Signature& sig, const ParseLimits& 
       if (it == inputs.end()) bad("\"inputs\" has no input '" + spec.name + "'");
       v = &*it;
     }
+    if (is_b64(*v)) refuse_b64(*v, spec.name, spec.dtype, "");
     Shape shape = leading_shape(*v, spec.shape.size());
     if (shape.empty()) bad("input '" + spec.name + "': expected a list of rows, got " + std::string(v->type_name()));
     check_shape(spec.name, shape, spec.shape);
@@ -295,6 +318,36 @@ std::string classify_response(const Signature& sig, const std::vector<Tensor>& o
 
 std::string regress_response(const std::vector<Tensor>& outputs) {
   return Json{{"results", regress_results(outputs)}}.dump();
+}
+
+std::optional<std::string> decode_base64(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;  // '-' and '_': the URL-safe alphabet, which TF Serving also reads
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  };
+  size_t n = text.size();
+  if (n % 4 == 0 && n >= 1 && text[n - 1] == '=') --n;
+  if (n % 4 == 3 && text[n - 1] == '=') --n;
+  if (n % 4 == 1) return std::nullopt;  // 6 bits cannot end a byte
+  std::string out;
+  out.reserve(n * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int v = value(text[i]);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
 }
 
 std::string error_json(const std::string& message) {

@@ -48,6 +48,21 @@ class BadInput : public ::testing::Test {
 std::string* BadInput::dir_ = nullptr;
 ServerProcess* BadInput::server_ = nullptr;
 
+// TF Serving's {"b64": ...} binary strings: the model's input is float, so each is a 400 naming it.
+TEST_F(BadInput, Base64ValuesAre400NamingTheInput) {
+  for (const std::string path : {"/v1/models/m:predict", "/v1/models/m:classify"}) {
+    for (const std::string body : {R"({"instances": [{"b64": "AAECAw=="}]})", R"({"examples": [{"x": {"b64": "AAECAw=="}}]})",
+                                   R"({"inputs": {"x": [[1, 2, {"b64": "AAECAw=="}, 4]]}})"}) {
+      auto r = post(body, path);
+      EXPECT_EQ(r.status, 400) << path << " " << body << ": " << r.body;
+      const std::string error = r.json().value("error", "");
+      for (const char* w : {"input 'x'", "b64", "DT_FLOAT", "4 bytes", "no string inputs"})
+        EXPECT_NE(error.find(w), std::string::npos) << body << " -> " << error;
+    }
+  }
+  expect_serving();
+}
+
 TEST_F(BadInput, MalformedBodiesWrongShapesAndDtypesAre400) {
   const std::pair<std::string, std::string> cases[] = {
       {"{\"instances\": [[1, 2, 3, 4]", "not valid JSON"},

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "meshflow/meshflow.h"
@@ -112,6 +113,47 @@ TEST(PredictRequest, MistakesAre400NamingWhatIsWrong) {
   small.max_elements = 3;
   EXPECT_NE(parse_error(R"({"inputs": {"a": [[1, 2], [3, 4]], "ids": [1, 2]}})", sig, small).second.find("more than 3"),
             std::string::npos);
+}
+
+TEST(PredictRequest, Base64DecodesStandardAndUrlSafeText) {
+  EXPECT_EQ(sv::decode_base64("TWFu"), std::optional<std::string>("Man"));
+  EXPECT_EQ(sv::decode_base64("TWE="), std::optional<std::string>("Ma"));
+  EXPECT_EQ(sv::decode_base64("TQ=="), std::optional<std::string>("M"));
+  EXPECT_EQ(sv::decode_base64("TQ"), std::optional<std::string>("M"));  // padding is optional
+  EXPECT_EQ(sv::decode_base64(""), std::optional<std::string>(""));
+  EXPECT_EQ(sv::decode_base64("AAECA/8="), std::optional<std::string>(std::string("\x00\x01\x02\x03\xff", 5)));
+  EXPECT_EQ(sv::decode_base64("AAECA_8"), std::optional<std::string>(std::string("\x00\x01\x02\x03\xff", 5)));
+  for (const char* bad : {"T", "TWFu!", "TW Fu", "=TWF", "TQ===", "T===", "TWFu\n"})
+    EXPECT_FALSE(sv::decode_base64(bad).has_value()) << bad;
+}
+
+// {"b64": ...} values are TF Serving's strings: every model here has only numeric inputs, so each
+// is a 400 naming the input (not the first one), its dtype and the value's size, wherever it sits.
+TEST(PredictRequest, Base64ValuesAre400NamingTheInput) {
+  const auto sig = two_inputs();
+  sv::Signature one;
+  one.inputs = {{"x", mf::DType::F32, {-1, 4}}};
+  const struct {
+    const char* body;
+    const sv::Signature* sig;
+    std::vector<const char*> says;
+  } cases[] = {
+      {R"({"instances": [{"b64": "AAECAw=="}]})", &one, {"input 'x', instance 0", "DT_FLOAT", "4 bytes", "no string inputs"}},
+      {R"({"instances": [[1, 2, 3, 4], {"b64": "AA=="}]})", &one, {"input 'x', instance 1", "1 bytes"}},
+      {R"({"inputs": {"b64": "AAAA"}})", &one, {"input 'x'", "3 bytes", "DT_FLOAT"}},
+      {R"({"instances": [[1, {"b64": "AAA="}, 3, 4]]})", &one, {"input 'x', instance 0", "2 bytes"}},
+      {R"({"instances": [{"a": [1, 2], "ids": {"b64": "AA=="}}]})", &sig, {"input 'ids'", "DT_INT64"}},
+      {R"({"inputs": {"a": [[1, 2]], "ids": [{"b64": "AA=="}]}})", &sig, {"input 'ids'", "DT_INT64"}},
+      {R"({"inputs": {"a": [[{"b64": "AA=="}, 2]], "ids": [1]}})", &sig, {"input 'a'", "DT_FLOAT"}},
+      {R"({"instances": [{"b64": "**"}]})", &one, {"input 'x'", "not valid base64"}},
+      {R"({"instances": [{"b64": 5}]})", &one, {"input 'x'", "{\"b64\": \"<base64 string>\"}"}},
+      {R"({"instances": [{"b64": "AA==", "extra": 1}]})", &one, {"input 'x'", "nothing else"}},
+  };
+  for (const auto& c : cases) {
+    auto [status, message] = parse_error(c.body, *c.sig);
+    EXPECT_EQ(status, 400) << c.body;
+    for (const char* w : c.says) EXPECT_NE(message.find(w), std::string::npos) << c.body << " -> " << message;
+  }
 }
 
 // The numeric fast path reads numbers exactly as the general parser does, and leaves anything else to it.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,9 @@ std::string predict_response(const ParsedRequest& request, const Signature& sign
 std::string classify_response(const Signature& signature, const std::vector<Tensor>& outputs);
 // {"results": [value, ...]}: one number per row.
 std::string regress_response(const std::vector<Tensor>& outputs);
+// The bytes of a base64 text (standard or URL-safe alphabet, padding optional); nullopt when it is
+// not base64. TF Serving's {"b64": ...} values (Note [Binary strings] in request_json.cpp).
+std::optional<std::string> decode_base64(std::string_view text);
 // {"error": message}
 std::string error_json(const std::string& message);
 
