@@ -5,14 +5,15 @@
 // --epochs N, --samples N, --dir D (the project folder; default a fresh one under /tmp),
 // --device D. Without Fashion-MNIST it tunes on made-up images. Exits 0 when the best model's
 // test accuracy beats 60% (chance is 10%).
-// Distributed (Keras Tuner's chief and workers, over TCP): --chief ADDR:PORT serves the search's
-// oracle and runs no trial itself; it waits until its workers are done, then prints the summary.
-// --worker HOST:PORT runs trials from that chief (same --dir on one machine or a shared disk).
+// Distributed (Keras Tuner's chief and workers, over TCP): `meshflow-run --tuner -np 3
+// build/examples/seed_keras_tuner --quick` starts a chief and 3 workers and the tuner library
+// reads their roles from the environment. By hand: --chief ADDR:PORT [--workers N] serves the
+// search's oracle and runs no trial itself; it waits until its N workers (default 1) are done, then
+// prints the summary. --worker HOST:PORT runs trials from that chief (same --dir on one machine or
+// a shared disk).
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
-#include <thread>
 
 #include "example_util.h"
 #include "meshflow/tuner/distributed.h"
@@ -29,6 +30,7 @@ struct Args {
   int64_t samples = 60000;
   std::string dir, data = "/usr/share/datasets/fashion-mnist";
   std::string chief, worker;  // ADDR:PORT
+  int workers = 1;            // how many workers a --chief waits for
   mf::Device device;
   bool own_dir = false;  // made here, removed at the end
 };
@@ -50,11 +52,14 @@ Args parse(int argc, char** argv) {
     else if (k == "--device") a.device = mf::Device(value());
     else if (k == "--chief") a.chief = value();
     else if (k == "--worker") a.worker = value();
+    else if (k == "--workers") a.workers = std::stoi(value());
     else throw mf::Error("unknown option '" + k +
-                         "' (expected --quick, --trials, --epochs, --samples, --dir, --data, --device, --chief, --worker)");
+                         "' (expected --quick, --trials, --epochs, --samples, --dir, --data, --device, --chief, "
+                         "--workers, --worker)");
   }
   if (a.trials < 1 || a.epochs < 1 || a.samples < 100) throw mf::Error("--trials, --epochs >= 1 and --samples >= 100");
   if (!a.chief.empty() && !a.worker.empty()) throw mf::Error("--chief and --worker: one process is one of them");
+  if (a.workers < 1) throw mf::Error("--workers must be >= 1, not " + std::to_string(a.workers));
   if (a.dir.empty() && !a.worker.empty()) a.dir = "/tmp";  // the chief's folder is used
   if (a.dir.empty()) {
     a.dir = "/tmp/meshflow_seed_keras_tuner_" + std::to_string(::getpid());
@@ -114,35 +119,31 @@ int main(int argc, char** argv) try {
                      .validation_data = std::make_pair(mf::Tensors(x_val), mf::Tensors(y_val))};
   kt::TunerOptions options{.objective = "val_accuracy", .max_trials = args.trials, .directory = args.dir,
                            .project_name = "seed_keras_tuner", .overwrite = true, .seed = 1};
+  // --chief/--worker name the role here; without them the library reads the one meshflow-run
+  // --tuner gives (none when run alone).
   if (!args.worker.empty()) {
     auto [host, port] = host_port(args.worker, "--worker");
-    options.overwrite = false;
-    options.tuner_id = "worker" + std::to_string(::getpid());
-    kt::Tuner worker(build, std::make_shared<kt::RemoteOracle>(host, port), options);
-    worker.search(x_train, y_train, fit);
-    std::printf("%s: done\n", options.tuner_id.c_str());
+    options.distributed = kt::DistributedTuning{.role = kt::DistributedTuning::Role::Worker,
+                                                .tuner_id = "worker" + std::to_string(::getpid()),
+                                                .oracle_ip = host, .oracle_port = port};
+  } else if (!args.chief.empty()) {
+    auto [addr, port] = host_port(args.chief, "--chief");
+    options.distributed = kt::DistributedTuning{.role = kt::DistributedTuning::Role::Chief, .tuner_id = "chief",
+                                                .oracle_ip = addr, .oracle_port = port,
+                                                .expected_workers = args.workers};
+  }
+  kt::RandomSearch tuner(build, options);
+  tuner.search(x_train, y_train, fit);  // a chief serves the oracle until its workers are done
+  if (tuner.distributed().is_worker()) {
+    std::printf("%s: done\n", tuner.distributed().tuner_id.c_str());
     return 0;
   }
-  std::shared_ptr<kt::Oracle> oracle = std::make_shared<kt::RandomSearchOracle>(
-      kt::OracleOptions{.objective = kt::objective_of(options), .max_trials = args.trials, .seed = 1});
-  kt::Tuner tuner(build, oracle, options);
-  if (!args.chief.empty()) {
-    auto [addr, port] = host_port(args.chief, "--chief");
-    kt::OracleServer server(oracle, addr, port);
-    std::printf("chief: oracle on %s:%u; waiting for workers\n", addr.c_str(), static_cast<unsigned>(server.port()));
-    std::fflush(stdout);
-    // Done when workers came and all have left (each leaves when the oracle has no more trials).
-    auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(30);
-    while (!(server.accepted() > 0 && server.connections() == 0)) {
-      if (std::chrono::steady_clock::now() > give_up) throw mf::Error("chief: no worker finished within 30 minutes");
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    server.stop();
-    for (const auto& t : oracle->trials())
+  if (tuner.distributed().is_chief())
+    for (const auto& t : tuner.oracle().trials())
       std::printf("trial %s by %s: %s\n", t.trial_id.c_str(), t.worker.c_str(), kt::status_name(t.status).c_str());
-    tuner.search(x_train, y_train, fit);  // nothing left to run: gives the tuner a row to rebuild models
-  } else {
-    tuner.search(x_train, y_train, fit);
+  if (tuner.oracle().get_best_trials(1).empty()) {
+    std::printf("FAILED: no trial completed\n");
+    return 1;
   }
   tuner.results_summary();
 

@@ -9,7 +9,7 @@ port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; }
 trap cleanup EXIT
-timeout 200 "$prog" --quick --trials 4 --dir "$dir" --chief "127.0.0.1:$port" > "$dir/chief.log" 2>&1 &
+timeout 200 "$prog" --quick --trials 4 --dir "$dir" --chief "127.0.0.1:$port" --workers 2 > "$dir/chief.log" 2>&1 &
 chief=$!; pids+=($chief)
 for w in 1 2; do
   timeout 200 "$prog" --quick --dir "$dir" --worker "127.0.0.1:$port" > "$dir/worker$w.log" 2>&1 &

@@ -1,6 +1,7 @@
 // Distributed tuning on 127.0.0.1: three worker processes take trials from one OracleServer; they
 // run disjoint trials and the oracle sees every result, also when one worker is SIGKILLed in the
-// middle of its trial (that trial fails, the survivors finish the search).
+// middle of its trial (that trial fails, the survivors finish the search) or SIGSTOPped (its
+// trial fails once it has sent no heartbeat for the timeout; Note [Worker leases]).
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -8,10 +9,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -29,10 +37,11 @@ using namespace meshflow::tuner;
 namespace {
 
 // At its first epoch end a worker waits until all three workers hold trials (so they run at once),
-// then carries on, or kills itself in the middle of its trial when `die`.
+// then carries on, or kills itself in the middle of its trial when `die` is SIGKILL, or stops
+// itself when it is SIGSTOP (and goes on from there if it is continued).
 class Rendezvous : public mf::Callback {
  public:
-  Rendezvous(std::shared_ptr<RemoteOracle> oracle, bool die) : oracle_(std::move(oracle)), die_(die) {}
+  Rendezvous(std::shared_ptr<RemoteOracle> oracle, int die) : oracle_(std::move(oracle)), die_(die) {}
   void on_epoch_end(int, mf::Logs&) override {
     if (met_) return;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -43,22 +52,25 @@ class Rendezvous : public mf::Callback {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     met_ = true;
-    if (die_) ::raise(SIGKILL);
+    if (die_) ::raise(die_);
   }
 
  private:
   std::shared_ptr<RemoteOracle> oracle_;
-  bool die_;
+  int die_;
   bool met_ = false;
 };
 
-pid_t spawn_worker(const std::string& id, uint16_t port, bool die) {
+// die: 0, SIGKILL or SIGSTOP (see Rendezvous); error_file: where the worker writes the error its
+// search threw.
+pid_t spawn_worker(const std::string& id, uint16_t port, int die, const std::string& error_file = "") {
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
   env.push_back("MF_TUNER_WORKER_ID=" + id);
   env.push_back("MF_TUNER_WORKER_PORT=" + std::to_string(port));
-  if (die) env.push_back("MF_TUNER_WORKER_DIE=1");
+  if (die) env.push_back("MF_TUNER_WORKER_DIE=" + std::to_string(die));
+  if (!error_file.empty()) env.push_back("MF_TUNER_WORKER_ERROR_FILE=" + error_file);
   env.push_back("OMP_NUM_THREADS=1");
   std::vector<char*> envp;
   for (auto& s : env) envp.push_back(s.data());
@@ -101,7 +113,7 @@ TEST(Distributed, Worker) {
   const char* id = std::getenv("MF_TUNER_WORKER_ID");
   const char* port = std::getenv("MF_TUNER_WORKER_PORT");
   if (!id || !port) GTEST_SKIP() << "runs only as a worker of the Distributed tests below";
-  bool die = std::getenv("MF_TUNER_WORKER_DIE") != nullptr;
+  const int die = std::getenv("MF_TUNER_WORKER_DIE") ? std::atoi(std::getenv("MF_TUNER_WORKER_DIE")) : 0;
   mf::Generator g(3);
   mf::Tensor x = mf::rand({256, 4}, {}, &g);
   mf::Tensor y = mf::sum(x, {1}, true);
@@ -118,8 +130,13 @@ TEST(Distributed, Worker) {
       oracle, {.objective = "loss", .tuner_id = id, .verbose = 0});
   mf::FitOptions fit{.epochs = 2, .batch_size = 64, .verbose = 0};
   fit.callbacks.push_back(std::make_shared<Rendezvous>(oracle, die));
-  tuner.search(x, y, fit);
-  EXPECT_FALSE(die) << "a dying worker should not get here";
+  try {
+    tuner.search(x, y, fit);
+  } catch (const mf::Error& e) {
+    if (const char* f = std::getenv("MF_TUNER_WORKER_ERROR_FILE")) std::ofstream(f) << e.what();
+    FAIL() << e.what();
+  }
+  EXPECT_NE(die, SIGKILL) << "a dying worker should not get here";
 }
 
 TEST(Distributed, ThreeWorkersOneKilled) {
@@ -131,7 +148,7 @@ TEST(Distributed, ThreeWorkersOneKilled) {
   ASSERT_GT(server.port(), 0);
   // w2 first: once it holds a trial, w0 and w1 join; w2 dies when they are running too.
   std::vector<pid_t> pids(3, -1);
-  pids[2] = spawn_worker("w2", server.port(), /*die=*/true);
+  pids[2] = spawn_worker("w2", server.port(), SIGKILL);
   ASSERT_GT(pids[2], 0);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   auto w2_has_trial = [&] {
@@ -142,7 +159,7 @@ TEST(Distributed, ThreeWorkersOneKilled) {
   while (!w2_has_trial() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   for (int w = 0; w < 2; ++w) {
-    pids[static_cast<size_t>(w)] = spawn_worker("w" + std::to_string(w), server.port(), /*die=*/false);
+    pids[static_cast<size_t>(w)] = spawn_worker("w" + std::to_string(w), server.port(), 0);
     if (pids[static_cast<size_t>(w)] <= 0) break;
   }
   if (pids[0] <= 0 || pids[1] <= 0 || !w2_has_trial()) {
@@ -196,7 +213,7 @@ TEST(Distributed, ThreeWorkersRunDisjointTrials) {
   OracleServer server(oracle, "127.0.0.1", 0);
   std::vector<pid_t> pids;
   for (int w = 0; w < 3; ++w) {
-    pid_t p = spawn_worker("w" + std::to_string(w), server.port(), /*die=*/false);
+    pid_t p = spawn_worker("w" + std::to_string(w), server.port(), 0);
     ASSERT_GT(p, 0);
     pids.push_back(p);
   }
@@ -234,4 +251,217 @@ TEST(Distributed, RemoteOracleNamesAMissingServer) {
   EXPECT_MF_ERROR(OracleServer(nullptr), "oracle is null");
   auto o = std::make_shared<RandomSearchOracle>(OracleOptions{.objective = {"loss", "min"}});
   EXPECT_MF_ERROR(OracleServer(o, "not-an-address", 0), "not-an-address", "not an IP address");
+}
+
+namespace {
+
+// A bare client of the oracle protocol: one JSON line out, one in, and no heartbeat thread.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    timeval tv{10, 0};  // a read never waits past 10 s
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return ok_; }
+  void send(const mf::Json& j) {
+    std::string line = j.dump() + "\n";
+    ASSERT_EQ(::write(fd_, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  }
+  // The next line, or "" at the end of the stream.
+  std::string read_line() {
+    for (;;) {
+      size_t nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return line;
+      }
+      char chunk[4096];
+      ssize_t n = ::read(fd_, chunk, sizeof(chunk));
+      if (n <= 0) return "";
+      buf_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool ok_ = false;
+  std::string buf_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::shared_ptr<RandomSearchOracle> oracle_with_space(const std::string& dir, int max_trials) {
+  auto oracle = std::make_shared<RandomSearchOracle>(
+      OracleOptions{.objective = Objective::from_name("loss"), .max_trials = max_trials, .seed = 7});
+  oracle->attach(dir + "/project", false);
+  HyperParameters hp;
+  hp.Float("x", 0.0, 1.0);
+  oracle->update_space(hp);
+  return oracle;
+}
+
+}  // namespace
+
+// Note [Worker leases]: a worker that takes a trial and then sends nothing loses it after the
+// timeout (not before), is told why in a last line, and its connection is closed.
+TEST(Distributed, SilentWorkerLosesItsTrialAfterTheHeartbeatTimeout) {
+  auto dir = mf_test::temp_folder("tuner_lease");
+  auto oracle = oracle_with_space(dir, 5);
+  std::vector<LostTrial> reported;
+  std::mutex reported_mu;
+  OracleServer server(oracle, "127.0.0.1", 0,
+                      {.heartbeat_timeout = std::chrono::milliseconds(1000), .on_lost_trial = [&](const LostTrial& t) {
+                         std::lock_guard<std::mutex> lock(reported_mu);
+                         reported.push_back(t);
+                       }});
+  RawClient silent(server.port());
+  ASSERT_TRUE(silent.ok());
+  silent.send({{"op", "create_trial"}, {"worker", "quiet"}});
+  auto answer = mf::Json::parse(silent.read_line());
+  const std::string id = answer.at("result").at("trial_id").get<std::string>();
+  auto took = std::chrono::steady_clock::now();
+  // Running at 0.7 s (within the lease), failed by 2.5 s.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(oracle->trial(id)->status, TrialStatus::Running);
+  while (oracle->trial(id)->status == TrialStatus::Running && seconds_since(took) < 5)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const double failed_after = seconds_since(took);
+  Trial t = *oracle->trial(id);
+  EXPECT_EQ(t.status, TrialStatus::Failed);
+  EXPECT_GE(failed_after, 1.0);
+  EXPECT_LT(failed_after, 2.5);
+  EXPECT_NE(t.message.find("worker quiet sent no heartbeat for 1."), std::string::npos) << t.message;
+  EXPECT_NE(t.message.find("timeout 1.0 s; hung or stopped"), std::string::npos) << t.message;
+  // The last line says why, then the stream ends.
+  auto last = mf::Json::parse(silent.read_line());
+  EXPECT_TRUE(last.value("closed", false));
+  EXPECT_NE(last.at("error").get<std::string>().find("closed this connection"), std::string::npos);
+  EXPECT_EQ(silent.read_line(), "");
+  ASSERT_EQ(server.lost_trials().size(), 1u);
+  EXPECT_EQ(server.lost_trials()[0].worker, "quiet");
+  EXPECT_EQ(server.lost_trials()[0].trial_id, id);
+  {
+    std::lock_guard<std::mutex> lock(reported_mu);
+    ASSERT_EQ(reported.size(), 1u);
+    EXPECT_EQ(reported[0].trial_id, id);
+  }
+  // Another connection cannot end a trial it does not hold, failed or not.
+  RawClient other(server.port());
+  Trial done = t;
+  done.status = TrialStatus::Completed;
+  done.score = 1.0;
+  other.send({{"op", "end_trial"}, {"trial", done.to_json()}});
+  const std::string refused = mf::Json::parse(other.read_line()).at("error").get<std::string>();
+  EXPECT_NE(refused.find("ends trial " + id + " that it does not hold (it is FAILED: worker quiet sent no heartbeat"),
+            std::string::npos)
+      << refused;
+  EXPECT_EQ(oracle->trial(id)->status, TrialStatus::Failed);
+  server.stop();
+  EXPECT_MF_ERROR(OracleServer(oracle, "127.0.0.1", 0, {.heartbeat_timeout = std::chrono::milliseconds(0)}),
+                  "heartbeat_timeout must be > 0", "0 ms");
+  std::filesystem::remove_all(dir);
+}
+
+// A RemoteOracle's heartbeat thread keeps the trial of a worker whose own thread is busy (here:
+// asleep) for three timeouts.
+TEST(Distributed, HeartbeatsKeepABusyWorkersTrial) {
+  auto dir = mf_test::temp_folder("tuner_heartbeat");
+  auto oracle = oracle_with_space(dir, 5);
+  OracleServer server(oracle, "127.0.0.1", 0, {.heartbeat_timeout = std::chrono::milliseconds(400)});
+  RemoteOracle remote("127.0.0.1", server.port());
+  Trial t = remote.create_trial("busy");
+  ASSERT_EQ(t.status, TrialStatus::Running);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(oracle->trial(t.trial_id)->status, TrialStatus::Running);
+  t.status = TrialStatus::Completed;
+  t.score = 0.5;
+  remote.end_trial(t);
+  EXPECT_EQ(oracle->trial(t.trial_id)->status, TrialStatus::Completed);
+  EXPECT_TRUE(server.lost_trials().empty());
+  EXPECT_EQ(server.workers(), 1);
+  server.stop();
+  std::filesystem::remove_all(dir);
+}
+
+// A worker process SIGSTOPped in the middle of its trial: after 2 s without a heartbeat its trial
+// fails and the two others finish the search; continued afterwards, it cannot end the trial (its
+// search throws the chief's reason).
+TEST(Distributed, StoppedWorkerLosesItsTrialAfterTheHeartbeatTimeout) {
+  auto dir = mf_test::temp_folder("tuner_stopped");
+  auto oracle = std::make_shared<RandomSearchOracle>(
+      OracleOptions{.objective = Objective::from_name("loss"), .max_trials = 10, .seed = 8});
+  oracle->attach(dir + "/project", false);
+  OracleServer server(oracle, "127.0.0.1", 0, {.heartbeat_timeout = std::chrono::seconds(2)});
+  const std::string error_file = dir + "/w2.error";
+  std::vector<pid_t> pids = {spawn_worker("w0", server.port(), 0), spawn_worker("w1", server.port(), 0),
+                             spawn_worker("w2", server.port(), SIGSTOP, error_file)};
+  auto kill_all = [&] {
+    for (pid_t p : pids)
+      if (p > 0) ::kill(p, SIGKILL), waitpid(p, nullptr, 0);
+  };
+  for (pid_t p : pids) {
+    if (p <= 0) {
+      kill_all();
+      FAIL() << "could not start the workers";
+    }
+  }
+  // Wait for w2 to stop itself (at its first epoch end, once all three hold trials).
+  auto start = std::chrono::steady_clock::now();
+  int st = 0;
+  bool stopped = false;
+  while (!stopped && seconds_since(start) < 60) {
+    if (waitpid(pids[2], &st, WNOHANG | WUNTRACED) == pids[2] && WIFSTOPPED(st)) stopped = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!stopped) {
+    kill_all();
+    FAIL() << "w2 did not stop within 60 s";
+  }
+  auto stopped_at = std::chrono::steady_clock::now();
+  auto w2_trial = [&]() -> std::optional<Trial> {
+    for (const auto& t : oracle->trials())
+      if (t.worker == "w2") return t;
+    return std::nullopt;
+  };
+  while (w2_trial() && w2_trial()->status == TrialStatus::Running && seconds_since(stopped_at) < 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const double lost_after = seconds_since(stopped_at);
+  std::printf("w2's trial failed %.2f s after it stopped (timeout 2 s)\n", lost_after);
+  auto survivors = reap({pids[0], pids[1]}, std::chrono::seconds(90));
+  // Continued, w2 finds its trial gone; then it is ended in any case.
+  ::kill(pids[2], SIGCONT);
+  auto w2 = reap({pids[2]}, std::chrono::seconds(30));
+  server.stop();
+  ASSERT_TRUE(w2_trial().has_value());
+  EXPECT_EQ(w2_trial()->status, TrialStatus::Failed);
+  EXPECT_NE(w2_trial()->message.find("worker w2 sent no heartbeat for 2."), std::string::npos) << w2_trial()->message;
+  // The lease runs from w2's last line, which is at most a beat (0.5 s) older than its stop.
+  EXPECT_GE(lost_after, 1.4);
+  EXPECT_LT(lost_after, 4.0);
+  for (pid_t p : {pids[0], pids[1]}) EXPECT_TRUE(WIFEXITED(survivors[p]) && WEXITSTATUS(survivors[p]) == 0);
+  EXPECT_TRUE(w2[pids[2]] != -1 && WIFEXITED(w2[pids[2]]) && WEXITSTATUS(w2[pids[2]]) != 0) << w2[pids[2]];
+  std::ifstream in(error_file);
+  std::string error((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(error.find("sent no heartbeat"), std::string::npos) << error;
+  EXPECT_NE(error.find("closed this"), std::string::npos) << error;
+  auto trials = oracle->trials();
+  ASSERT_EQ(trials.size(), 10u);
+  int completed = 0;
+  for (const auto& t : trials) completed += t.status == TrialStatus::Completed;
+  EXPECT_EQ(completed, 9);
+  ASSERT_EQ(server.lost_trials().size(), 1u);
+  EXPECT_EQ(server.lost_trials()[0].worker, "w2");
+  std::filesystem::remove_all(dir);
 }

@@ -13,11 +13,15 @@ OracleOptions placeholder() { return {.objective = {"pending", "min"}, .max_tria
 }  // namespace
 
 struct OracleServer::Impl {};
-OracleServer::OracleServer(std::shared_ptr<Oracle>, const std::string&, uint16_t) { missing("OracleServer"); }
+OracleServer::OracleServer(std::shared_ptr<Oracle>, const std::string&, uint16_t, OracleServerOptions) {
+  missing("OracleServer");
+}
 OracleServer::~OracleServer() = default;
 uint16_t OracleServer::port() const { return 0; }
 int OracleServer::connections() const { return 0; }
 int OracleServer::accepted() const { return 0; }
+int OracleServer::workers() const { return 0; }
+std::vector<LostTrial> OracleServer::lost_trials() const { return {}; }
 void OracleServer::stop() {}
 
 struct RemoteOracle::Connection {};
@@ -34,5 +38,6 @@ std::optional<Trial> RemoteOracle::trial(const std::string&) const { missing("Re
 void RemoteOracle::attach(const std::string&, bool) { missing("RemoteOracle"); }
 Oracle::Next RemoteOracle::populate_space(const std::string&) { missing("RemoteOracle"); }
 Json RemoteOracle::call(const Json&) const { missing("RemoteOracle"); }
+void RemoteOracle::beat() {}
 
 }  // namespace meshflow::tuner

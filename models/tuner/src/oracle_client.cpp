@@ -1,8 +1,10 @@
-// RemoteOracle: one TCP connection to the chief's OracleServer, one JSON line per call.
+// RemoteOracle: one TCP connection to the chief's OracleServer, one JSON line per call, and a
+// thread that sends heartbeats on it (Note [Worker leases] in oracle_server.cpp).
 #include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without including it
 
 #include <boost/asio.hpp>
 
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -19,7 +21,14 @@ struct RemoteOracle::Connection {
   tcp::socket sock{io};
   asio::streambuf buf;
   std::string where;
-  std::mutex mu;
+  std::mutex mu;  // one call at a time on the socket, and `dropped`
+  std::string dropped;  // why the chief closed this connection (its last line), once it did
+  // The heartbeat thread and how to stop it.
+  std::thread beater;
+  std::mutex beat_mu;
+  std::condition_variable beat_cv;
+  bool stopping = false;
+  std::chrono::milliseconds interval{0};
 };
 
 namespace {
@@ -49,15 +58,39 @@ RemoteOracle::RemoteOracle(const std::string& host, uint16_t port, std::chrono::
                   hello.at("objective").at("direction").get<std::string>()};
   o_.max_trials = hello.at("max_trials").get<int>();
   set_project_dir(hello.at("project_dir").get<std::string>());
+  const auto timeout = std::chrono::milliseconds(hello.value("heartbeat_timeout_ms", int64_t{30000}));
+  conn_->interval = std::max(std::chrono::milliseconds(5), timeout / 4);
+  conn_->beater = std::thread([this] { beat(); });
 }
 
 RemoteOracle::~RemoteOracle() {
+  {
+    std::lock_guard<std::mutex> lock(conn_->beat_mu);
+    conn_->stopping = true;
+  }
+  conn_->beat_cv.notify_all();
+  if (conn_->beater.joinable()) conn_->beater.join();
   boost::system::error_code ec;
   conn_->sock.close(ec);
 }
 
+void RemoteOracle::beat() {
+  std::unique_lock<std::mutex> lock(conn_->beat_mu);
+  while (!conn_->beat_cv.wait_for(lock, conn_->interval, [&] { return conn_->stopping; })) {
+    lock.unlock();
+    try {
+      call({{"op", "heartbeat"}});
+    } catch (const std::exception&) {
+      return;  // the chief is gone or dropped us; the next call says so
+    }
+    lock.lock();
+  }
+}
+
 Json RemoteOracle::call(const Json& request) const {
   std::lock_guard<std::mutex> lock(conn_->mu);
+  MF_CHECK(conn_->dropped.empty(), "RemoteOracle: the oracle at ", conn_->where, " dropped this worker: ",
+           conn_->dropped, "; '", request.value("op", ""), "' was not sent");
   boost::system::error_code ec;
   std::string line = request.dump() + "\n";
   asio::write(conn_->sock, asio::buffer(line), ec);
@@ -70,6 +103,7 @@ Json RemoteOracle::call(const Json& request) const {
   std::string answer;
   std::getline(is, answer);
   Json j = Json::parse(answer);
+  if (j.value("closed", false)) conn_->dropped = j.value("error", "no reason given");
   if (j.contains("error")) MF_THROW("oracle at ", conn_->where, ": ", j.at("error").get<std::string>());
   return j.at("result");
 }

@@ -72,6 +72,21 @@ Tuner::Tuner(HyperModel hypermodel, std::shared_ptr<Oracle> oracle, TunerOptions
   MF_CHECK(o_.max_consecutive_failed_trials >= 1, "TunerOptions.max_consecutive_failed_trials must be >= 1, not ",
            o_.max_consecutive_failed_trials);
   MF_CHECK(!o_.project_name.empty(), "TunerOptions.project_name is empty");
+  role_ = o_.distributed ? *o_.distributed : DistributedTuning::from_environment();
+  if (role_.role != DistributedTuning::Role::None) {
+    MF_CHECK(!role_.tuner_id.empty(), "TunerOptions.distributed: the tuner id is empty (\"chief\" or a worker's id)");
+    MF_CHECK(role_.oracle_port != 0, "TunerOptions.distributed: the oracle's port is 0 (", role_.tuner_id, ")");
+    MF_CHECK(role_.expected_workers >= 1, "TunerOptions.distributed: expected_workers must be >= 1, not ",
+             role_.expected_workers);
+  }
+  if (role_.is_worker()) {
+    // Keras Tuner's workers do the same: the chief's oracle decides, the worker only runs trials.
+    oracle_ = std::make_shared<RemoteOracle>(role_.oracle_ip, role_.oracle_port);
+    o_.tuner_id = role_.tuner_id;
+    o_.overwrite = false;
+    project_dir_ = oracle_->project_dir();
+    return;
+  }
   project_dir_ = (fs::path(o_.directory) / o_.project_name).string();
   oracle_->attach(project_dir_, o_.overwrite);
 }
@@ -173,6 +188,10 @@ void Tuner::search(const Tensors& x, const Tensors& y, FitOptions fit) {
   for (size_t i = 0; i < x.size(); ++i)
     MF_CHECK(x[i].defined() && x[i].dim() >= 1 && x[i].size(0) >= 1, "Tuner::search: x[", i, "] has no rows");
   sample_x_ = first_rows(x);
+  if (role_.is_chief()) {
+    serve_as_chief();
+    return;
+  }
   if (oracle_->space().space().empty()) populate_initial_space();
   int failed_in_row = 0;
   for (;;) {

@@ -6,10 +6,12 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "meshflow/models/model.h"
+#include "meshflow/tuner/distributed.h"
 #include "meshflow/tuner/hyperparameters.h"
 #include "meshflow/tuner/oracle.h"
 
@@ -34,7 +36,16 @@ struct TunerOptions {
   int verbose = 1;                     // 0: silent; 1: a line per trial
   // A folder for TensorBoard's HParams dashboard: each trial's hyperparameters and objective.
   std::string hparams_log_dir;
+  // This process's part in a distributed search; unset: DistributedTuning::from_environment(),
+  // which meshflow-run --tuner fills (no role when its variables are not set). A worker's tuner
+  // takes its trials from the chief's oracle (a RemoteOracle replaces the one it was given, and
+  // tuner_id becomes the worker's id); the chief's search() serves its oracle to the workers,
+  // runs no trial itself, and returns once they are done.
+  std::optional<DistributedTuning> distributed;
 };
+
+// How long a chief waits for its first worker to connect before search() throws.
+inline constexpr std::chrono::seconds kChiefFirstWorkerWait{300};
 
 class Tuner {
  public:
@@ -43,7 +54,8 @@ class Tuner {
 
   // Runs trials until the oracle stops: each builds a model, fits it on x/y with `fit` (epochs,
   // batch size, validation data or split, callbacks such as EarlyStopping are passed through) and
-  // reports the best epoch's value of the objective.
+  // reports the best epoch's value of the objective. On a distributed search's chief it serves
+  // the oracle until the workers are done instead (TunerOptions::distributed).
   void search(const Tensors& x, const Tensors& y, FitOptions fit = {});
   // The best trials as a table: id, score, hyperparameters.
   void results_summary(int num_trials = 10, std::ostream& os = std::cout) const;
@@ -54,6 +66,8 @@ class Tuner {
   Oracle& oracle() { return *oracle_; }
   const Oracle& oracle() const { return *oracle_; }
   const std::string& project_dir() const { return project_dir_; }
+  // The role this tuner plays (DistributedTuning::Role::None for a search in one process).
+  const DistributedTuning& distributed() const { return role_; }
   // Builds the hypermodel with these values (space learned by the oracle on the way).
   std::shared_ptr<Model> build(HyperParameters& hp);
 
@@ -71,10 +85,13 @@ class Tuner {
   void save_weights(const std::string& trial_id, const std::vector<Tensor>& weights) const;
   void load_weights(Model& model, const std::string& trial_id) const;
   void ensure_built(Model& model) const;
+  // The chief's search(): serves oracle_ until the workers are done (distributed_tuning.cpp).
+  void serve_as_chief();
 
   HyperModel hypermodel_;
   std::shared_ptr<Oracle> oracle_;
   TunerOptions o_;
+  DistributedTuning role_;
   std::string project_dir_;
   Tensors sample_x_;  // one row of the search data, to build models before loading weights
 };
