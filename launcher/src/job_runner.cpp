@@ -27,6 +27,8 @@ void forward_to_group(int sig) {
   if (g_group > 0) kill(-g_group, sig);
 }
 
+}  // namespace
+
 void make_dirs(const std::string& path) {
   for (size_t pos = 1; pos != std::string::npos;) {
     pos = path.find('/', pos + 1);
@@ -36,7 +38,10 @@ void make_dirs(const std::string& path) {
   }
 }
 
-}  // namespace
+void set_forwarded_group(int group) {
+  g_group = group;
+  if (group > 0 && g_signal) kill(-group, g_signal);
+}
 
 void install_signal_forwarding() {
   struct sigaction sa {};

@@ -25,4 +25,11 @@ void install_signal_forwarding();
 // The signal meshflow-run received, 0 if none; attempts stop once one arrives.
 int received_signal();
 
+// The process group the handlers forward to (0: none). run_attempt sets it itself; the tuner
+// mode (tuner_job.h), which starts its processes without mpirun, sets it here.
+void set_forwarded_group(int group);
+
+// Creates `path` and the folders above it.
+void make_dirs(const std::string& path);
+
 }  // namespace meshflow::launcher

@@ -1,4 +1,5 @@
-// meshflow-run: launches a Meshflow program on N ranks, restarts it on failure, names the first failed rank.
+// meshflow-run: launches a Meshflow program on N ranks (or a tuner search's chief and workers), restarts it on
+// failure, names the first failed rank (or the lost workers and their trials).
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -11,6 +12,8 @@
 #include "options.h"
 #include "rank_status.h"
 #include "rank_wrapper.h"
+#include "tuner_job.h"
+#include "tuner_plan.h"
 
 namespace ml = meshflow::launcher;
 
@@ -98,17 +101,25 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (!options.config.empty()) config = ml::load_cluster_config(options.config);
-    ml::LaunchPlan plan = ml::build_launch_plan(options, config, facts, 0);  // checks the input once
-    if (options.dry_run) {
-      print_dry_run(plan);
-      return 0;
+    if (options.tuner) {  // Note [Tuner mode] in tuner_job.cpp
+      ml::TunerPlan plan = ml::build_tuner_plan(options, config, facts, 0, ml::pick_free_port());
+      if (options.dry_run) {
+        std::fputs(ml::tuner_dry_run(plan).c_str(), stdout);
+        return 0;
+      }
+    } else {
+      ml::LaunchPlan plan = ml::build_launch_plan(options, config, facts, 0);  // checks the input once
+      if (options.dry_run) {
+        print_dry_run(plan);
+        return 0;
+      }
     }
   } catch (const meshflow::Error& e) {
     std::fprintf(stderr, "meshflow-run: error: %s\n", e.what());
     return kUsageError;
   }
   try {
-    return run_job(options, config, facts);
+    return options.tuner ? ml::run_tuner_job(options, config, facts) : run_job(options, config, facts);
   } catch (const meshflow::Error& e) {
     std::fprintf(stderr, "meshflow-run: job failed: %s\n", e.what());
     return 1;

@@ -22,9 +22,14 @@ int parse_int(const std::string& option, const std::string& v, int min) {
 const char* usage() {
   return "usage: meshflow-run -np N [--hosts h1:2,h2:2 | --hostfile FILE] [--config FILE.yaml]\n"
          "                    [--launcher auto|mpirun|srun] [--dry-run] [--max-restarts N] [--timeout SECONDS]\n"
-         "                    -- PROGRAM [ARGS...]\n"
+         "                    [--] PROGRAM [ARGS...]\n"
+         "       meshflow-run --tuner -np N [--heartbeat-timeout SECONDS] [--config FILE.yaml] [--dry-run]\n"
+         "                    [--max-restarts N] [--timeout SECONDS] [--] PROGRAM [ARGS...]\n"
          "Runs PROGRAM on N ranks with mpirun, or with srun inside a Slurm allocation (SLURM_JOB_ID set),\n"
-         "and ends with a summary naming the first rank that failed. Exit code: the job's (2: bad usage).\n";
+         "and ends with a summary naming the first rank that failed. Exit code: the job's (2: bad usage).\n"
+         "With --tuner: a hyperparameter search on this machine, one chief serving the oracle on 127.0.0.1\n"
+         "and N workers running trials; a worker that dies or stops fails its trial, not the search.\n"
+         "Exit code: the chief's.\n";
 }
 
 LaunchOptions parse_options(const std::vector<std::string>& args) {
@@ -33,6 +38,10 @@ LaunchOptions parse_options(const std::vector<std::string>& args) {
     const std::string& a = args[i];
     if (a == "--") {
       o.program.assign(args.begin() + static_cast<long>(i) + 1, args.end());
+      break;
+    }
+    if (a.empty() || a[0] != '-') {  // the program, as mpirun takes it
+      o.program.assign(args.begin() + static_cast<long>(i), args.end());
       break;
     }
     if (a == "-h" || a == "--help") {
@@ -67,6 +76,15 @@ LaunchOptions parse_options(const std::vector<std::string>& args) {
                o.launcher, "' is not one of auto, mpirun, srun");
     } else if (name == "--dry-run" && !has_inline) {
       o.dry_run = true;
+    } else if (name == "--tuner" && !has_inline) {
+      o.tuner = true;
+    } else if (name == "--heartbeat-timeout") {
+      std::string v = value();
+      char* end = nullptr;
+      double s = std::strtod(v.c_str(), &end);
+      MF_CHECK(!v.empty() && *end == '\0' && std::isfinite(s) && s >= 0.001 && s <= 1e6, "option --heartbeat-timeout: '",
+               v, "' is not a number of seconds from 0.001 to 1e6 (a worker silent this long loses its trial)");
+      o.heartbeat_timeout_s = s;
     } else if (name == "--max-restarts") {
       o.max_restarts = parse_int(name, value(), 0);
     } else if (name == "--timeout") {
@@ -81,7 +99,9 @@ LaunchOptions parse_options(const std::vector<std::string>& args) {
     }
   }
   MF_CHECK(o.hosts.empty() || o.hostfile.empty(), "options --hosts and --hostfile exclude each other; give one");
-  MF_CHECK(!o.program.empty(), "no program to run: put it after '--', as in meshflow-run -np 2 -- ./train\n", usage());
+  MF_CHECK(o.tuner || !o.heartbeat_timeout_s, "option --heartbeat-timeout applies to a tuner search; add --tuner");
+  MF_CHECK(!o.program.empty(), "no program to run: put it after the options (or after '--'), as in meshflow-run -np 2 ",
+           "-- ./train\n", usage());
   return o;
 }
 
