@@ -465,3 +465,55 @@ TEST(Distributed, StoppedWorkerLosesItsTrialAfterTheHeartbeatTimeout) {
   EXPECT_EQ(server.lost_trials()[0].worker, "w2");
   std::filesystem::remove_all(dir);
 }
+
+// What meshflow-run --tuner sets, read back; each malformed variable is named.
+TEST(Distributed, RolesFromTheEnvironment) {
+  const char* names[] = {"MESHFLOW_TUNER_ID", "MESHFLOW_TUNER_ORACLE_IP", "MESHFLOW_TUNER_ORACLE_PORT",
+                         "MESHFLOW_TUNER_WORKERS", "MESHFLOW_TUNER_HEARTBEAT_TIMEOUT", "MESHFLOW_FAILURE_DIR"};
+  auto set = [&](std::vector<std::string> values) {
+    for (size_t i = 0; i < 6; ++i) {
+      if (i < values.size() && !values[i].empty()) setenv(names[i], values[i].c_str(), 1);
+      else unsetenv(names[i]);
+    }
+  };
+  set({});
+  EXPECT_EQ(DistributedTuning::from_environment().role, DistributedTuning::Role::None);
+  set({"worker2", "127.0.0.1", "4567", "3", "2.5", "/tmp/f"});
+  auto d = DistributedTuning::from_environment();
+  EXPECT_TRUE(d.is_worker());
+  EXPECT_EQ(d.tuner_id, "worker2");
+  EXPECT_EQ(d.oracle_port, 4567);
+  EXPECT_EQ(d.expected_workers, 3);
+  EXPECT_EQ(d.heartbeat_timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(d.report_dir, "/tmp/f");
+  set({"chief", "::1", "80"});
+  d = DistributedTuning::from_environment();
+  EXPECT_TRUE(d.is_chief());
+  EXPECT_EQ(d.expected_workers, 1);
+  EXPECT_EQ(d.heartbeat_timeout, std::chrono::seconds(30));
+  set({"chief", "", "80"});
+  EXPECT_MF_ERROR(DistributedTuning::from_environment(), "MESHFLOW_TUNER_ID=chief", "MESHFLOW_TUNER_ORACLE_IP is not set");
+  set({"chief", "localhost", "80"});
+  EXPECT_MF_ERROR(DistributedTuning::from_environment(), "MESHFLOW_TUNER_ORACLE_IP='localhost'", "not an IP address");
+  set({"chief", "127.0.0.1", "70000"});
+  EXPECT_MF_ERROR(DistributedTuning::from_environment(), "MESHFLOW_TUNER_ORACLE_PORT='70000'", "1 to 65535");
+  set({"w", "127.0.0.1", "80", "0"});
+  EXPECT_MF_ERROR(DistributedTuning::from_environment(), "MESHFLOW_TUNER_WORKERS='0'");
+  set({"w", "127.0.0.1", "80", "2", "-1"});
+  EXPECT_MF_ERROR(DistributedTuning::from_environment(), "MESHFLOW_TUNER_HEARTBEAT_TIMEOUT='-1'", "seconds");
+  set({});
+  // Given in the options, a role is checked too.
+  auto build = [](HyperParameters& hp) {
+    hp.Int("u", 1, 2);
+    auto m = std::make_shared<mf::Sequential>(
+        std::vector<std::shared_ptr<mf::Layer>>{mf::make_input_layer({1}), L::Dense(1)});
+    m->compile({.optimizer = "sgd", .loss = "mse"});
+    return std::shared_ptr<mf::Model>(m);
+  };
+  EXPECT_MF_ERROR(RandomSearch(build, {.distributed = DistributedTuning{.role = DistributedTuning::Role::Chief,
+                                                                        .tuner_id = "chief", .oracle_port = 0}}),
+                  "oracle's port is 0");
+  EXPECT_MF_ERROR(RandomSearch(build, {.distributed = DistributedTuning{.role = DistributedTuning::Role::Worker,
+                                                                        .oracle_port = 9}}),
+                  "tuner id is empty");
+}
