@@ -155,6 +155,7 @@ StepPrediction predict_step(const std::vector<LayerCost>& layers, const AllReduc
   MF_CHECK(all_reduce != nullptr, "predict_step: the all-reduce time function is empty");
   MF_CHECK(options.update_s >= 0, "predict_step: options.update_s must be >= 0, got ", options.update_s);
   MF_CHECK(options.other_s >= 0, "predict_step: options.other_s must be >= 0, got ", options.other_s);
+  MF_CHECK(options.pack_s >= 0, "predict_step: options.pack_s must be >= 0, got ", options.pack_s);
   StepPrediction p;
   p.update_s = options.update_s;
   p.other_s = options.other_s;
@@ -171,10 +172,15 @@ StepPrediction predict_step(const std::vector<LayerCost>& layers, const AllReduc
       layer_of.push_back(i);
     }
   }
-  // Backward runs the layers last to first: layer i's gradients are ready when its backward ends.
+  // Backward runs the layers last to first: layer i's gradients are ready when its backward, and
+  // the packing of its share of the bytes, end.
+  double total_bytes = 0;
+  for (int64_t b : param_bytes) total_bytes += double(b);
   std::vector<double> ready_at(layers.size(), 0.0);
   for (size_t i = layers.size(); i-- > 0;) {
-    p.backward_s += layers[i].backward_s;
+    double bytes = 0;
+    for (int64_t b : layers[i].param_bytes) bytes += double(b);
+    p.backward_s += layers[i].backward_s + (total_bytes > 0 ? options.pack_s * bytes / total_bytes : 0.0);
     ready_at[i] = p.backward_s;
   }
   double previous_end = 0;
@@ -221,6 +227,19 @@ size_t suggest_bucket_bytes(const std::vector<LayerCost>& layers, const AllReduc
     }
   }
   return best;
+}
+
+double expected_maximum(std::vector<double> samples, int draws) {
+  MF_CHECK(!samples.empty(), "expected_maximum: no samples");
+  MF_CHECK(draws >= 1, "expected_maximum: draws must be >= 1, got ", draws);
+  for (size_t i = 0; i < samples.size(); ++i)
+    MF_CHECK(std::isfinite(samples[i]), "expected_maximum: samples[", i, "] is ", samples[i]);
+  std::sort(samples.begin(), samples.end());
+  const double n = double(samples.size());
+  double sum = 0;
+  for (size_t k = 1; k <= samples.size(); ++k)
+    sum += samples[k - 1] * (std::pow(double(k) / n, draws) - std::pow(double(k - 1) / n, draws));
+  return sum;
 }
 
 LineFit fit_line(const std::vector<TimingSample>& samples) {

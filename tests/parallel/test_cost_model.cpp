@@ -152,6 +152,14 @@ TEST(CostModel, OverlapHidesWhatBackwardCovers) {
   auto serial = cost::predict_step(layers, all_reduce, {.bucket_bytes = 250, .overlap = false});
   EXPECT_DOUBLE_EQ(serial.exposed_s, 2.7);
   EXPECT_DOUBLE_EQ(serial.buckets[0].start_s, 3.0);
+  // Packing 0.6 s of gradients, by bytes: layer 2's backward takes 1.3 s, layer 1's 1.2, layer 0's
+  // 1.1. Bucket 0: 1.3-1.8 hidden; bucket 1: 2.5-4.0, 0.4 s past 3.6; bucket 2: 4.0-4.7, 0.7 s.
+  auto packed = cost::predict_step(layers, all_reduce, {.bucket_bytes = 250, .update_s = 0.25, .pack_s = 0.6});
+  EXPECT_DOUBLE_EQ(packed.backward_s, 3.6);
+  EXPECT_DOUBLE_EQ(packed.buckets[0].ready_s, 1.3);
+  EXPECT_DOUBLE_EQ(packed.buckets[1].ready_s, 2.5);
+  EXPECT_NEAR(packed.exposed_s, 1.1, 1e-12);
+  EXPECT_NEAR(packed.step_s, 1.5 + 3.6 + 1.1 + 0.25, 1e-12);
   // One bucket of 600 bytes: ready at 3 s, nothing to overlap with.
   auto whole = cost::predict_step(layers, [](int64_t b) { return b * 1e-3; }, {.bucket_bytes = 1000});
   ASSERT_EQ(whole.buckets.size(), 1u);
@@ -181,6 +189,18 @@ TEST(CostModel, SuggestedBucketSize) {
   EXPECT_EQ(cost::suggest_bucket_bytes(layers, all_reduce, {}, {size_t(mib), size_t(4 * mib)}), size_t(mib));
   // Without overlap every bucket pays its latency after backward: one bucket, the smallest that holds all.
   EXPECT_EQ(cost::suggest_bucket_bytes(layers, all_reduce, {.overlap = false}), size_t(4 * mib));
+}
+
+TEST(CostModel, StragglersAreTheExpectedMaximum) {
+  // Two draws from {1, 2}: the maximum is 1 only when both are 1 (1/4), else 2: 1.75.
+  EXPECT_DOUBLE_EQ(cost::expected_maximum({2.0, 1.0}, 2), 1.75);
+  // Three draws from {1, 2, 3, 4}: P(max = k) = (k^3 - (k-1)^3) / 64 -> (1 + 2*7 + 3*19 + 4*37) / 64.
+  EXPECT_DOUBLE_EQ(cost::expected_maximum({4.0, 1.0, 3.0, 2.0}, 3), 220.0 / 64.0);
+  EXPECT_DOUBLE_EQ(cost::expected_maximum({1.0, 2.0, 6.0}, 1), 3.0);  // one draw: the mean
+  EXPECT_DOUBLE_EQ(cost::expected_maximum({5.0, 5.0}, 1000), 5.0);    // no spread, no straggler
+  EXPECT_NEAR(cost::expected_maximum({1.0, 2.0}, 60), 2.0, 1e-15);    // many ranks: the slowest sample
+  EXPECT_MF_ERROR(cost::expected_maximum({}, 2), "expected_maximum: no samples");
+  EXPECT_MF_ERROR(cost::expected_maximum({1.0}, 0), "draws must be >= 1, got 0");
 }
 
 TEST(CostModel, LeastSquaresRecoversTheLink) {
@@ -221,6 +241,7 @@ TEST(CostModel, BadInputIsNamed) {
                   "layer 0 'dense'", "forward_s -1");
   EXPECT_MF_ERROR(cost::predict_step({}, cost::AllReduceTime{}), "all-reduce time function is empty");
   EXPECT_MF_ERROR(cost::predict_step({}, [](int64_t) { return 0.0; }, {.update_s = -2}), "update_s must be >= 0");
+  EXPECT_MF_ERROR(cost::predict_step({}, [](int64_t) { return 0.0; }, {.pack_s = -1}), "pack_s must be >= 0, got -1");
   EXPECT_MF_ERROR(cost::spread_compute({{"a", {}, 0.0}}, 1.0), "no forward FLOPs");
   EXPECT_MF_ERROR(cost::spread_compute({{"a", {}, 1.0}}, -1.0), "forward_backward_s must be >= 0, got -1");
   EXPECT_MF_ERROR(cost::spread_compute({{"a", {}, 1.0}}, 1.0, 1.5), "backward_share must be in [0, 1], got 1.5");

@@ -82,6 +82,10 @@ struct StepOptions {
   bool overlap = true;              // buckets go out during backward (BucketOptions::overlap resolved)
   double update_s = 0;              // the optimizer's update
   double other_s = 0;               // the rest of a step: batch slicing, metrics, the training loop
+  // Copying (and scaling) each gradient into its bucket, which the gradient-ready hooks do during
+  // backward: spread over the layers by their bytes, it delays each bucket. A 1-rank run has no
+  // bucketer, so its measured compute leaves this out.
+  double pack_s = 0;
 };
 
 struct BucketTiming {
@@ -94,7 +98,7 @@ struct BucketTiming {
 
 struct StepPrediction {
   double forward_s = 0;
-  double backward_s = 0;
+  double backward_s = 0;       // pack_s included
   double communication_s = 0;  // every bucket's all-reduce, summed
   double exposed_s = 0;        // communication not hidden behind backward
   double update_s = 0;
@@ -121,6 +125,14 @@ StepPrediction predict_step(const std::vector<LayerCost>& layers, const Cluster&
 // shortest predicted step; the smallest of equal ones.
 size_t suggest_bucket_bytes(const std::vector<LayerCost>& layers, const AllReduceTime& all_reduce,
                             const StepOptions& options = {}, std::vector<size_t> candidates = {});
+
+// Note [Stragglers]
+// A synchronous step waits for its slowest rank. When the per-step compute varies (other processes
+// on the cores, clock changes), p ranks take the expected maximum of p draws, more than the mean.
+// Drawn independently from `samples` (a 1-rank run's per-step times, n of them, sorted x_(1..n)):
+// sum over k of x_(k) ((k/n)^p - ((k-1)/n)^p). Correlated slowdowns (a rank always slower) are not
+// in it.
+double expected_maximum(std::vector<double> samples, int draws);
 
 // Calibration. A measured collective: `seconds` for a buffer of `bytes`.
 struct TimingSample {
