@@ -6,8 +6,8 @@
 //   benchmarks/bench_scaling.sh 1 2 4     (the sweep: 1 rank first, its numbers passed on, one table)
 // Flags: --model mlp|cnn, --mode weak|strong, --batch B (weak: per rank; strong: global), --steps S,
 // --rounds R, --bucket-kib K, --base-step-ms/--base-compute-ms/--base-update-ms/--base-other-ms
-// (a 1-rank run at this run's per-rank batch; otherwise rank 0 measures it alone, in rounds
-// alternating with the N-rank ones), --alpha-us A --bandwidth-gbs B (the link; otherwise fitted
+// and --base-compute-samples-ms a,b,... (a 1-rank run at this run's per-rank batch; otherwise rank 0
+// measures it alone, in rounds alternating with the N-rank ones), --alpha-us A --bandwidth-gbs B (the link; otherwise fitted
 // from an all-reduce sweep on the gradients' communicator), --no-zoo, --gpu-tflops T,
 // --nvlink-gbs, --ib-gbits, --nvlink-alpha-us, --ib-alpha-us.
 // Lines starting "scaling ", "scaling_bucket ", "allreduce " and "predict " are for scripts.
@@ -39,6 +39,7 @@ struct Options {
   int steps = 30, rounds = 5;
   size_t bucket_kib = 0;  // 0: the runtime's default
   double base_step_ms = 0, base_compute_ms = 0, base_update_ms = 0, base_other_ms = -1;
+  std::vector<double> base_samples_ms;  // the 1-rank run's per-step compute (stragglers)
   double alpha_us = -1, bandwidth_gbs = -1;
   bool zoo = true;
   double gpu_tflops = 300, nvlink_gbs = 450, ib_gbits = 400, nvlink_alpha_us = 1, ib_alpha_us = 5;
@@ -68,7 +69,13 @@ Options parse(int argc, char** argv) {
     const std::string v = argv[++i];
     try {
       if (numbers.count(f)) *numbers[f] = std::stod(v);
-      else if (f == "--model") o.model = v;
+      else if (f == "--base-compute-samples-ms") {
+        for (size_t at = 0; at < v.size();) {
+          size_t used = 0;
+          o.base_samples_ms.push_back(std::stod(v.substr(at), &used));
+          at += used + 1;  // past the comma
+        }
+      } else if (f == "--model") o.model = v;
       else if (f == "--mode") o.mode = v;
       else if (f == "--batch") o.batch = std::stoll(v);
       else if (f == "--steps") o.steps = std::stoi(v);
@@ -135,10 +142,12 @@ std::vector<cost::LayerSpec> layer_specs(const mf::Model& model) {
 // Times a one-replica step's parts: the runtime's run_step records only steps with several replicas.
 class TimedDefaultStrategy : public mf::DefaultStrategy {
  public:
+  std::vector<double> compute_samples;  // each step's forward+backward seconds
   void run_step(mf::ReplicaGroup&, const mf::TrainStep& step) override {
     const auto t0 = bench::Clock::now();
     step.forward_backward({.replica = 0, .begin = 0, .count = step.local_rows, .loss_scale = 1.0});
     const double computed = bench::seconds_since(t0);
+    compute_samples.push_back(computed);
     const auto t1 = bench::Clock::now();
     step.update();
     record_step(computed, 0.0, bench::seconds_since(t1));
@@ -181,7 +190,7 @@ double load_average() {
   return one;
 }
 
-// All-reduce (sum, f32) seconds per call on `comm` for sizes 4 KiB .. 16 MiB: rank 0's median of 3 runs.
+// All-reduce (sum, f32) seconds per call on `comm` for sizes 4 KiB .. 16 MiB: rank 0's median of 5 runs.
 std::vector<cost::TimingSample> all_reduce_sweep(dist::Communicator& comm) {
   std::vector<cost::TimingSample> samples;
   for (int64_t bytes = 4 << 10; bytes <= (16 << 20); bytes *= 4) {
@@ -189,7 +198,7 @@ std::vector<cost::TimingSample> all_reduce_sweep(dist::Communicator& comm) {
     const int iters = static_cast<int>(std::clamp<int64_t>((32ll << 20) / bytes, 3, 200));
     std::vector<double> runs;
     for (int w = 0; w < 2; ++w) comm.all_reduce(t);
-    for (int rep = 0; rep < 3; ++rep) {
+    for (int rep = 0; rep < 5; ++rep) {
       comm.barrier();
       runs.push_back(bench::seconds_per_call(iters, [&] { comm.all_reduce(t); }));
     }
@@ -257,13 +266,15 @@ int main(int argc, char** argv) {
   mf::Tensor probe = mf::zeros({1});
   probe.set_requires_grad(true);
   const bool overlap = dist::GradBucketer(strategy.replica_communicator(0), {probe}, strategy.bucket_options()).overlaps();
+  bench::Machine machine;
   if (chief) {
     std::printf("bench_scaling: %s, %s scaling, %d rank(s) of %d thread(s), batch %lld per rank (global %lld), "
                 "buckets of %zu KiB, overlap %s; load average %.2f\n",
                 o.model.c_str(), o.mode.c_str(), p, mf::num_threads(), static_cast<long long>(mine),
                 static_cast<long long>(global), strategy.bucket_options().bucket_bytes >> 10, overlap ? "on" : "off",
                 load_average());
-    bench::print_machine(bench::measure_machine(mf::num_threads()), mf::num_threads());
+    machine = bench::measure_machine(mf::num_threads());
+    bench::print_machine(machine, mf::num_threads());
   }
   comm->barrier();
 
@@ -291,15 +302,17 @@ int main(int argc, char** argv) {
   // calibrated with) and, for strong scaling, at the whole batch (the 1-rank time efficiency needs).
   const bool given = o.base_compute_ms > 0;
   const bool need_base_step = o.base_step_ms <= 0 && (p > 1 || !weak);
-  TimedDefaultStrategy timed;
+  TimedDefaultStrategy timed[2];
   std::vector<Trainer> alone;  // [0]: per-rank rows; [1]: the global batch (strong scaling)
   if (chief && (p == 1 || !given || need_base_step)) {
-    auto scope = timed.scope();
     for (int64_t rows : {mine, global}) {
       if (!alone.empty() && (rows == mine || weak)) break;
-      alone.push_back({build(), &timed, rows});
+      TimedDefaultStrategy& t = timed[alone.size()];
+      auto scope = t.scope();
+      alone.push_back({build(), &t, rows});
       compile(*alone.back().model);
       train_round(alone.back(), x, y, std::min(o.steps, 3));  // warm-up
+      t.compute_samples.clear();
     }
   }
   std::shared_ptr<mf::Model> together_model;
@@ -327,6 +340,18 @@ int main(int argc, char** argv) {
   if (given) base = {0, o.base_compute_ms * 1e-3, 0, o.base_update_ms * 1e-3};
   else base = median_round(alone_rounds[0]);
   const double base_other = given ? std::max(0.0, o.base_other_ms) * 1e-3 : base.other_s();
+  std::vector<double> samples;  // per-step compute seconds of the 1-rank run
+  for (double ms : o.base_samples_ms) samples.push_back(ms * 1e-3);
+  if (samples.empty() && !alone.empty()) samples = timed[0].compute_samples;
+  // The step waits for the slowest of p ranks (Note [Stragglers]): what that adds to the mean.
+  double mean = 0;
+  for (double v : samples) mean += v / double(samples.size());
+  const double straggler = samples.empty() ? 0.0 : cost::expected_maximum(samples, p) - mean;
+  if (p == 1 && !samples.empty()) {  // for the script, which passes them to the N-rank runs
+    std::printf("scaling_samples ranks=1 compute_ms=");
+    for (size_t i = 0; i < samples.size(); ++i) std::printf("%s%.4f", i ? "," : "", samples[i] * 1e3);
+    std::printf("\n");
+  }
   const StepSplit run = p > 1 ? median_round(together_rounds) : median_round(alone_rounds[0]);
   double one_rank_step = o.base_step_ms * 1e-3;
   if (one_rank_step <= 0)  // strong scaling: the whole batch on one rank (the same rows when p is 1)
@@ -337,13 +362,21 @@ int main(int argc, char** argv) {
   int64_t grad_bytes = 0;
   for (const auto& s : specs)
     for (int64_t b : s.param_bytes) grad_bytes += b;
-  const auto layers = cost::spread_compute(specs, base.compute_s);
+  const auto layers = cost::spread_compute(specs, base.compute_s + straggler);
+  // Packing copies every gradient byte once (read and written), at the machine's memcpy rate; only
+  // a run of several ranks has a bucketer to do it.
+  const double pack = p > 1 && machine.copy_gbs > 0 ? 2.0 * double(grad_bytes) / (machine.copy_gbs * 1e9) : 0.0;
   const cost::StepOptions step{.bucket_bytes = strategy.bucket_options().bucket_bytes,
                                .overlap = overlap,
                                .update_s = base.update_s,
-                               .other_s = base_other};
+                               .other_s = base_other,
+                               .pack_s = pack};
   auto all_reduce = [&](int64_t bytes) { return p > 1 ? cost::all_reduce_time(link, bytes, p) : 0.0; };
   const auto predicted = cost::predict_step(layers, all_reduce, step);
+  // The same without the straggler and packing terms: compute, alpha-beta communication, update, rest.
+  cost::StepOptions plain_step = step;
+  plain_step.pack_s = 0;
+  const double plain = cost::predict_step(cost::spread_compute(specs, base.compute_s), all_reduce, plain_step).step_s;
   const size_t suggested = p > 1 ? cost::suggest_bucket_bytes(layers, all_reduce, step) : step.bucket_bytes;
   const double efficiency = weak ? one_rank_step / run.step_s : one_rank_step / (p * run.step_s);
   const double busbw = run.wait_s > 0 ? 2.0 * (p - 1) / p * double(grad_bytes) / run.wait_s / 1e9 : 0.0;
@@ -352,6 +385,10 @@ int main(int argc, char** argv) {
               "(median of %d rounds of %d steps); predicted %.3f ms (measured/predicted %.3f); %s efficiency %.3f\n",
               p, run.step_s * 1e3, run.compute_s * 1e3, run.wait_s * 1e3, run.update_s * 1e3, run.other_s() * 1e3,
               o.rounds, o.steps, predicted.step_s * 1e3, run.step_s / predicted.step_s, o.mode.c_str(), efficiency);
+  std::printf("  predicted: compute %.3f (of which the slowest of %d ranks adds %.3f) + packing %.3f + exposed "
+              "communication %.3f + update %.3f + rest %.3f; without stragglers and packing %.3f ms (ratio %.3f)\n",
+              (base.compute_s + straggler) * 1e3, p, straggler * 1e3, pack * 1e3, predicted.exposed_s * 1e3,
+              predicted.update_s * 1e3, predicted.other_s * 1e3, plain * 1e3, run.step_s / plain);
   std::printf("  calibration (%s): 1-rank compute %.3f ms, update %.3f ms, rest %.3f ms at %lld rows; 1-rank step "
               "%.3f ms; link alpha %.2f us, bandwidth %.3f GB/s (%s)\n",
               given ? "given" : p > 1 ? "rank 0 alone, alternating rounds" : "this run", base.compute_s * 1e3,
@@ -365,11 +402,12 @@ int main(int argc, char** argv) {
   }
   std::printf("scaling ranks=%d model=%s mode=%s batch_per_rank=%lld global_batch=%lld step_ms=%.4f compute_ms=%.4f "
               "comm_ms=%.4f update_ms=%.4f other_ms=%.4f predicted_ms=%.4f predicted_comm_ms=%.4f ratio=%.4f "
-              "efficiency=%.4f base_step_ms=%.4f busbw_gbs=%.4f grad_bytes=%lld buckets=%zu bucket_kib=%zu "
+              "straggler_ms=%.4f pack_ms=%.4f predicted_plain_ms=%.4f efficiency=%.4f base_step_ms=%.4f busbw_gbs=%.4f grad_bytes=%lld buckets=%zu bucket_kib=%zu "
               "suggested_bucket_kib=%zu overlap=%d alpha_us=%.3f bandwidth_gbs=%.4f load=%.2f\n",
               p, o.model.c_str(), o.mode.c_str(), static_cast<long long>(mine), static_cast<long long>(global),
               run.step_s * 1e3, run.compute_s * 1e3, run.wait_s * 1e3, run.update_s * 1e3, run.other_s() * 1e3,
-              predicted.step_s * 1e3, predicted.exposed_s * 1e3, run.step_s / predicted.step_s, efficiency,
+              predicted.step_s * 1e3, predicted.exposed_s * 1e3, run.step_s / predicted.step_s, straggler * 1e3,
+              pack * 1e3, plain * 1e3, efficiency,
               one_rank_step * 1e3, busbw, static_cast<long long>(grad_bytes), predicted.buckets.size(),
               step.bucket_bytes >> 10, suggested >> 10, overlap ? 1 : 0, link.alpha_s * 1e6, link.bandwidth_Bps / 1e9,
               load_average());

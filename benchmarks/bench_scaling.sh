@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The scaling sweep: bench_scaling on 1 rank, then on each further rank count under mpirun (bound to
-# the loopback interface), the 1-rank run's compute, update and step passed on as the cost model's
-# calibration (each run fits its own link to an all-reduce sweep), and one table at the end.
+# the loopback interface), the 1-rank run's compute (each step's, for stragglers), update and step
+# passed on as the cost model's calibration (each run fits its own link to an all-reduce sweep),
+# and one table at the end.
 #   benchmarks/bench_scaling.sh [RANKS ...] [-- bench_scaling flags]     (default ranks: 1 2)
 #   benchmarks/bench_scaling.sh 1 2 4 8 16 -- --model cnn --steps 20
 # Environment: BENCH_SCALING (the program; default build/benchmarks/bench_scaling), MPIRUN
@@ -49,6 +50,8 @@ calibration=(--base-step-ms "$(field step_ms "$one")")
 if [ $weak = 1 ]; then  # the same rows per rank: its compute is the calibration
   calibration+=(--base-compute-ms "$(field compute_ms "$one")" --base-update-ms "$(field update_ms "$one")"
                 --base-other-ms "$(field other_ms "$one")")
+  samples="$(printf '%s\n' "$out" | grep '^scaling_samples ' || true)"
+  [ -z "$samples" ] || calibration+=(--base-compute-samples-ms "$(field compute_ms "$samples")")
 fi
 for n in "${ranks[@]}"; do
   [ "$n" = 1 ] && continue
@@ -57,10 +60,10 @@ for n in "${ranks[@]}"; do
 done
 
 echo
-echo "ranks  step ms  compute ms  comm ms  update ms  other ms  predicted ms  measured/predicted  efficiency  busbw GB/s  suggested bucket KiB"
+echo "ranks  step ms  compute ms  comm ms  update ms  other ms  predicted ms  measured/predicted  efficiency  busbw GB/s  suggested bucket KiB  load"
 for l in "${lines[@]}"; do
-  printf '%5s %8s %11s %8s %10s %9s %13s %19s %11s %11s %21s\n' "$(field ranks "$l")" "$(field step_ms "$l")" \
+  printf '%5s %8s %11s %8s %10s %9s %13s %19s %11s %11s %21s %5s\n' "$(field ranks "$l")" "$(field step_ms "$l")" \
     "$(field compute_ms "$l")" "$(field comm_ms "$l")" "$(field update_ms "$l")" "$(field other_ms "$l")" \
     "$(field predicted_ms "$l")" "$(field ratio "$l")" "$(field efficiency "$l")" "$(field busbw_gbs "$l")" \
-    "$(field suggested_bucket_kib "$l")"
+    "$(field suggested_bucket_kib "$l")" "$(field load "$l")"
 done

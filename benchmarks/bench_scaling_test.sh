@@ -16,7 +16,7 @@ cat "$log"
 [ $rc -eq 0 ] || fail "bench_scaling.sh exited with $rc"
 
 fields="ranks model mode batch_per_rank global_batch step_ms compute_ms comm_ms update_ms other_ms predicted_ms
-        predicted_comm_ms ratio efficiency base_step_ms busbw_gbs grad_bytes buckets bucket_kib suggested_bucket_kib
+        predicted_comm_ms ratio straggler_ms pack_ms predicted_plain_ms efficiency base_step_ms busbw_gbs grad_bytes buckets bucket_kib suggested_bucket_kib
         overlap alpha_us bandwidth_gbs load"
 value() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # awk compares as numbers: is_true "EXPR" with x set to the value.
@@ -40,6 +40,8 @@ two=$(grep "^scaling ranks=2 " "$log")
 check "x > 0" "$(value comm_ms "$two")" "ranks=2: the gradients' all-reduce must take time"
 check "x > 0" "$(value bandwidth_gbs "$two")" "ranks=2: the fitted link needs a bandwidth"
 check "x > 0" "$(value busbw_gbs "$two")" "ranks=2: bus bandwidth"
+check "x > 0" "$(value pack_ms "$two")" "ranks=2: packing the gradients into their bucket takes time"
+grep -Eq '^scaling_samples ranks=1 compute_ms=[0-9.]+(,[0-9.]+){4}' "$log" || fail "the 1-rank run printed no per-step compute"
 [ "$(grep -c '^allreduce ranks=2 ' "$log")" -ge 4 ] || fail "the 2-rank run printed no all-reduce sweep"
 grep -q '^scaling_bucket ranks=2 bucket=0 bytes=2678824 ' "$log" || fail "one 25 MiB bucket holds the MLP's gradients"
 for m in resnet50 gpt2_small; do
