@@ -127,21 +127,16 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vec
   const double lr = learning_rate();
   // Updates see the 1-based count of this step (Adam's bias correction uses it).
   const int64_t step = iterations_ + 1;
-  std::vector<Variable> vars;
-  std::vector<Tensor> gs;
-  vars.reserve(g.size());
-  gs.reserve(g.size());
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (!g[i].defined()) continue;
-    vars.push_back(variables[i]);
-    gs.push_back(std::move(g[i]));
-  }
-  update_all(vars, gs, lr, step);
+  update_all(variables, g, lr, step);
   ++iterations_;
 }
 
-void Optimizer::update_all(std::vector<Variable>& vars, const std::vector<Tensor>& grads, double lr, int64_t step) {
-  for (size_t i = 0; i < vars.size(); ++i) update(vars[i], grads[i], lr, step);
+void Optimizer::update_all(const std::vector<Variable>& vars, std::vector<Tensor>& grads, double lr, int64_t step) {
+  for (size_t i = 0; i < vars.size(); ++i) {
+    if (!grads[i].defined()) continue;
+    Variable v = vars[i];
+    update(v, grads[i], lr, step);
+  }
 }
 
 namespace detail {

@@ -68,25 +68,36 @@ class AdamImpl : public SlotOptimizer {
     optim::adam_update_(var, grad, s[0], s[1], o_.amsgrad ? s[2] : none, lr, o_.beta_1, o_.beta_2, o_.epsilon, step,
                         o_.amsgrad, weight_decay_);
   }
-  // One fused call per device for the whole step (weights placed on several devices make several).
-  void update_all(std::vector<Variable>& vars, const std::vector<Tensor>& grads, double lr, int64_t step) override {
-    std::vector<optim::AdamParam> batch;
-    batch.reserve(vars.size());
+  // One fused call per device for the whole step, through batches kept between steps (Note
+  // [Prepared Adam step]); weights placed on several devices make one batch per run of a device.
+  void update_all(const std::vector<Variable>& vars, std::vector<Tensor>& grads, double lr, int64_t step) override {
+    size_t used = 0, filled = 0;
+    Device device;
     auto flush = [&] {
-      optim::adam_update_(std::move(batch), lr, o_.beta_1, o_.beta_2, o_.epsilon, step, o_.amsgrad, weight_decay_);
-      batch.clear();
+      batches_[used].resize(filled);
+      batches_[used++].run(lr, o_.beta_1, o_.beta_2, o_.epsilon, step, o_.amsgrad, weight_decay_);
+      filled = 0;
     };
     for (size_t i = 0; i < vars.size(); ++i) {
-      if (!batch.empty() && batch[0].param.device() != vars[i].device()) flush();
+      if (!grads[i].defined()) continue;
+      if (filled > 0 && vars[i].device() != device) flush();
+      if (filled == 0) {
+        device = vars[i].device();
+        if (batches_.size() <= used) batches_.emplace_back();
+      }
+      optim::AdamBatch& b = batches_[used];
+      if (b.size() <= filled) b.resize(filled + 1);
       auto& s = slots_for(vars[i]);
-      batch.push_back({vars[i], grads[i], s[0], s[1], o_.amsgrad ? s[2] : Tensor()});
+      b.bind(filled++, vars[i], std::move(grads[i]), s[0], s[1], o_.amsgrad ? s[2] : Tensor());
     }
-    flush();
+    if (filled > 0) flush();
+    batches_.resize(used);
   }
 
  private:
   AdamOptions o_;
   double weight_decay_;
+  std::vector<optim::AdamBatch> batches_;
 };
 
 std::vector<std::string> rmsprop_slots(const RMSpropOptions& o) {

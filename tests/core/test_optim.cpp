@@ -172,3 +172,55 @@ TEST(OptimKernels, BadOperandsAreNamedErrors) {
   EXPECT_MF_ERROR(optim::sgd_update_(pi, gi, none, 0.1, 0.0, false), "sgd_update_", "i64", "f32 and f64");
   EXPECT_MF_ERROR(optim::adam_update_(p, g, m, m, none, 0.1, 0.9, 0.999, 1e-7, 0, false), "step must be >= 1");
 }
+
+// Note [Prepared Adam step]: a batch kept over steps equals the one-parameter update applied to
+// each parameter, also after a parameter is re-bound to another tensor.
+TEST(OptimKernels, AdamBatchEqualsOneUpdatePerParameterOverSteps) {
+  for (bool amsgrad : {false, true}) {
+    const int64_t sizes[] = {5, 100003, 12};
+    std::vector<Tensor> p, m, v, vm, rp, rm, rv, rvm;
+    for (int s = 0; s < 3; ++s) {
+      p.push_back(random_tensor({sizes[s]}, 20 + s).to(DType::F32));
+      m.push_back(zeros({sizes[s]}));
+      v.push_back(zeros({sizes[s]}));
+      vm.push_back(zeros({sizes[s]}));
+      for (auto* pair : {&rp, &rm, &rv, &rvm}) pair->push_back(Tensor());
+      rp[s] = p[s].clone(), rm[s] = m[s].clone(), rv[s] = v[s].clone(), rvm[s] = vm[s].clone();
+    }
+    optim::AdamBatch batch;
+    batch.resize(3);
+    for (int64_t step = 1; step <= 3; ++step) {
+      if (step == 3) {  // parameter 1 is replaced by another tensor holding the same values
+        p[1] = p[1].clone();
+        m[1] = m[1].clone();
+      }
+      for (int s = 0; s < 3; ++s) {
+        Tensor g = random_tensor({sizes[s]}, 100 * step + s).to(DType::F32);
+        optim::adam_update_(rp[s], g, rm[s], rv[s], rvm[s], 0.01, 0.8, 0.95, 1e-3, step, amsgrad, 0.1);
+        batch.bind(s, p[s], g.clone(), m[s], v[s], amsgrad ? vm[s] : Tensor());
+      }
+      batch.run(0.01, 0.8, 0.95, 1e-3, step, amsgrad, 0.1);
+      for (int s = 0; s < 3; ++s) {
+        EXPECT_EQ(values(p[s]), values(rp[s])) << "amsgrad=" << amsgrad << " step " << step << " param " << s;
+        EXPECT_EQ(values(m[s]), values(rm[s]));
+        EXPECT_EQ(values(v[s]), values(rv[s]));
+        if (amsgrad) EXPECT_EQ(values(vm[s]), values(rvm[s]));
+      }
+    }
+  }
+}
+
+TEST(OptimKernels, AdamBatchNamesBadBindings) {
+  optim::AdamBatch batch;
+  batch.resize(2);
+  Tensor p = zeros({3}), g = zeros({3}), m = zeros({3}), v = zeros({4});
+  EXPECT_MF_ERROR(batch.bind(2, p, g.clone(), m, m, Tensor()), "adam_update_", "parameter 2", "batch of 2");
+  batch.bind(0, p, g.clone(), m, v, Tensor());
+  EXPECT_MF_ERROR(batch.run(0.1, 0.9, 0.999, 1e-7, 1, false), "adam_update_", "second moment", "[4]", "[3]");
+  batch.bind(0, p, g.clone(), m, m, Tensor());
+  EXPECT_MF_ERROR(batch.run(0.1, 0.9, 0.999, 1e-7, 1, false), "adam_update_", "parameter 1", "never bound");
+  batch.resize(1);
+  batch.bind(0, p, g.clone(), m, m, Tensor());
+  EXPECT_MF_ERROR(batch.run(0.1, 0.9, 0.999, 1e-7, 1, true), "amsgrad maximum of parameter 0");
+  EXPECT_MF_ERROR(batch.run(0.1, 0.9, 0.999, 1e-7, 0, false), "step must be >= 1");
+}

@@ -81,39 +81,56 @@ void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tenso
                {"decay", lr * weight_decay}});
 }
 
-void adam_update_(const std::vector<AdamParam>& params, double lr, double beta1, double beta2, double eps,
-                  int64_t step, bool amsgrad, double weight_decay) {
-  adam_update_(std::vector<AdamParam>(params), lr, beta1, beta2, eps, step, amsgrad, weight_decay);
+void AdamBatch::resize(size_t n) { operands_.resize(5 * n); }
+
+void AdamBatch::bind(size_t i, const Tensor& param, Tensor&& grad, const Tensor& m, const Tensor& v,
+                     const Tensor& v_max) {
+  MF_CHECK(i < size(), "adam_update_: parameter ", i, " bound in a batch of ", size());
+  // Copy a handle only when another tensor is bound there (Note [Prepared Adam step]).
+  auto keep = [](Tensor& slot, const Tensor& t) {
+    if (slot.impl() != t.impl()) slot = t;
+  };
+  Tensor* o = &operands_[5 * i];
+  keep(o[0], param);
+  o[1] = std::move(grad);
+  keep(o[2], m);
+  keep(o[3], v);
+  keep(o[4], v_max.defined() ? v_max : param);
 }
 
-void adam_update_(std::vector<AdamParam>&& params, double lr, double beta1, double beta2, double eps, int64_t step,
-                  bool amsgrad, double weight_decay) {
+void AdamBatch::run(double lr, double beta1, double beta2, double eps, int64_t step, bool amsgrad,
+                    double weight_decay) {
   const char* op = "adam_update_";
-  if (params.empty()) return;
+  if (operands_.empty()) return;
   MF_CHECK(step >= 1, op, ": step must be >= 1 (the 1-based count of updates), got ", step);
-  std::vector<Tensor> operands;
-  operands.reserve(params.size() * 5);
-  const Device device = params[0].param.device();
-  for (AdamParam& a : params) {
-    check_param(op, a.param);
-    MF_CHECK(a.param.device() == device, op, ": the parameters are on ", device.str(), " and ", a.param.device().str(),
+  // Whatever happens below, this step's gradients are not kept alive until the next one.
+  struct Release {
+    std::vector<Tensor>& o;
+    ~Release() {
+      for (size_t k = 1; k < o.size(); k += 5) o[k] = Tensor();
+    }
+  } release{operands_};
+  const Device device = operands_[0].device();
+  for (size_t k = 0; k < operands_.size(); k += 5) {
+    const Tensor& p = operands_[k];
+    MF_CHECK(p.defined(), op, ": parameter ", k / 5, " of the batch was never bound");
+    check_param(op, p);
+    MF_CHECK(p.device() == device, op, ": the parameters are on ", device.str(), " and ", p.device().str(),
              "; update each device's in its own call");
-    check_like(op, a.param, a.grad, "the gradient");
-    check_like(op, a.param, a.m, "the first moment");
-    check_like(op, a.param, a.v, "the second moment");
-    if (amsgrad) check_like(op, a.param, a.v_max, "the amsgrad maximum");
-    Tensor last = amsgrad ? std::move(a.v_max) : a.param;
-    operands.push_back(std::move(a.param));
-    operands.push_back(std::move(a.grad));
-    operands.push_back(std::move(a.m));
-    operands.push_back(std::move(a.v));
-    operands.push_back(std::move(last));
+    check_like(op, p, operands_[k + 1], "the gradient");
+    check_like(op, p, operands_[k + 2], "the first moment");
+    check_like(op, p, operands_[k + 3], "the second moment");
+    if (amsgrad) {
+      MF_CHECK(operands_[k + 4].impl() != p.impl(), op, ": amsgrad needs the amsgrad maximum of parameter ", k / 5);
+      check_like(op, p, operands_[k + 4], "the amsgrad maximum");
+    }
   }
   const double alpha = lr * std::sqrt(1.0 - std::pow(beta2, double(step))) / (1.0 - std::pow(beta1, double(step)));
+  // set() replaces in place after the first step: no allocation.
+  attrs_.set("alpha", alpha).set("beta1", beta1).set("beta2", beta2).set("eps", eps).set("amsgrad", amsgrad);
+  attrs_.set("decay", lr * weight_decay);
   static const OpDef& def = ops::adam_update();
-  run_inplace(def, operands,
-              {{"alpha", alpha}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"amsgrad", amsgrad},
-               {"decay", lr * weight_decay}});
+  run_inplace(def, operands_, attrs_);
 }
 
 void rmsprop_update_(Tensor& param, const Tensor& grad, Tensor& ms, Tensor& mg, Tensor& mom, double lr, double rho,

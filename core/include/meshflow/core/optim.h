@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "meshflow/core/op.h"
 #include "meshflow/core/tensor.h"
 
 namespace meshflow::optim {
@@ -24,17 +25,26 @@ void sgd_update_(Tensor& param, const Tensor& grad, Tensor& buf, double lr, doub
 // `v_max` is read only when amsgrad.
 void adam_update_(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Tensor& v_max, double lr, double beta1,
                   double beta2, double eps, int64_t step, bool amsgrad, double weight_decay = 0.0);
-// The same update for many parameters in one op call: one dispatch per step instead of one per
-// parameter (what a small model's step costs; bench_fit's tiny_b32). All on one device.
-struct AdamParam {
-  Tensor param, grad, m, v, v_max;  // v_max is read only when amsgrad
+// Note [Prepared Adam step]: the same update for many parameters of one device in one op call,
+// kept by the optimizer from step to step. A tiny model's step costs per call, not per FLOP: binding
+// a tensor that is already bound copies no handle (each copy is an atomic reference-count change,
+// Note [Per-op cost]) and the attributes are reused, so a step pays one dispatch and the checks.
+class AdamBatch {
+ public:
+  // Holds n parameters; shrinking releases the rest.
+  void resize(size_t n);
+  size_t size() const { return operands_.size() / 5; }
+  // Binds parameter i (i < size()): its gradient, moved in, and its slots. `v_max` is read only
+  // when run() is asked for amsgrad; pass an undefined tensor otherwise.
+  void bind(size_t i, const Tensor& param, Tensor&& grad, const Tensor& m, const Tensor& v, const Tensor& v_max);
+  // Updates every bound parameter (all on one device), then releases the gradients. The checks are
+  // those of the one-parameter adam_update_, naming the parameter's index.
+  void run(double lr, double beta1, double beta2, double eps, int64_t step, bool amsgrad, double weight_decay = 0.0);
+
+ private:
+  std::vector<Tensor> operands_;  // per parameter: param, grad, m, v, and v_max (or param when unused)
+  Attrs attrs_;
 };
-void adam_update_(const std::vector<AdamParam>& params, double lr, double beta1, double beta2, double eps,
-                  int64_t step, bool amsgrad, double weight_decay = 0.0);
-// The same, moving the tensors out of `params` (a tiny model's step is dominated by such copies:
-// each is an atomic reference-count change, Note [Per-op cost]).
-void adam_update_(std::vector<AdamParam>&& params, double lr, double beta1, double beta2, double eps, int64_t step,
-                  bool amsgrad, double weight_decay = 0.0);
 
 // RMSprop: ms = rho*ms + (1-rho)*g²; centered: mg = rho*mg + (1-rho)*g, denom = sqrt(ms - mg²) + eps,
 // else denom = sqrt(ms) + eps; step = lr*g/denom; with momentum: mom = momentum*mom + step,

@@ -76,9 +76,10 @@ class Optimizer {
   // Updates one variable in place (no autograd) with its (clipped) gradient; `slot` is the
   // variable's index in this optimizer's slot table.
   virtual void update(Variable& var, const Tensor& grad, double lr, int64_t step) = 0;
-  // Updates every variable of a step (grads[i] for vars[i]); the default calls update() for each.
-  // An optimizer with a multi-parameter fused update overrides it (one op call per step).
-  virtual void update_all(std::vector<Variable>& vars, const std::vector<Tensor>& grads, double lr, int64_t step);
+  // Updates every variable of a step with grads[i] for vars[i], skipping those whose gradient is
+  // undefined; it may move the gradients out. The default calls update() for each. An optimizer
+  // with a multi-parameter fused update overrides it (one op call per step).
+  virtual void update_all(const std::vector<Variable>& vars, std::vector<Tensor>& grads, double lr, int64_t step);
   OptimizerOptions options_;
 
  private:
