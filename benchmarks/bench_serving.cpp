@@ -1,8 +1,11 @@
 // meshflow-serve under load: wrk (1 thread, 64 connections, one instance per request) against the
 // REST :predict of an MLP and a CNN, batching off and on, next to Model::predict in-process at
 // max_batch_size. Prints requests/s, p50/p99 latency, errors and served samples/s over in-process
-// samples/s. Needs `wrk` on PATH.
-//   bench_serving [--seconds 10] [--connections 64] [--max-batch 32] [--timeout-us 2000]
+// samples/s. Each server is also timed on /monitoring/noop with the same body and wrk settings (an
+// answer without parsing or a model): the HTTP ceiling of this machine, and the served rate over it.
+// Needs `wrk` on PATH.
+//   bench_serving [--seconds 10] [--connections 64] [--max-batch 32] [--timeout-us 2000] [--models mlp,cnn]
+//                 [--server-flag --tensorflow_intra_op_parallelism=1 ...]
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -162,12 +165,16 @@ std::string instance_json(const mf::Shape& shape) {
 int main(int argc, char** argv) {
   int seconds = 10, connections = 64;
   int64_t max_batch = 32, timeout_us = 2000;
+  std::string models = "mlp,cnn";
+  std::vector<std::string> server_flags;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--seconds") seconds = std::stoi(argv[i + 1]);
     else if (a == "--connections") connections = std::stoi(argv[i + 1]);
     else if (a == "--max-batch") max_batch = std::stoll(argv[i + 1]);
     else if (a == "--timeout-us") timeout_us = std::stoll(argv[i + 1]);
+    else if (a == "--models") models = argv[i + 1];
+    else if (a == "--server-flag") server_flags.push_back(argv[i + 1]);
     else {
       std::cerr << "unknown flag " << a << "\n";
       return 2;
@@ -182,14 +189,16 @@ int main(int argc, char** argv) {
   std::ofstream(dir + "/batching.txt") << "max_batch_size { value: " << max_batch << " }\nbatch_timeout_micros { value: "
                                        << timeout_us << " }\nmax_enqueued_batches { value: 1000 }\n"
                                        << "num_batch_threads { value: 1 }\n";
-  std::printf("bench_serving: wrk -t1 -c%d -d%ds, one instance per request; batching max_batch_size=%lld "
+  std::printf("bench_serving: wrk -t1 -c%d -d%ds, one instance per request (req/s = served samples/s); batching max_batch_size=%lld "
               "batch_timeout_micros=%lld; %u cores\n",
               connections, seconds, static_cast<long long>(max_batch), static_cast<long long>(timeout_us),
               std::thread::hardware_concurrency());
-  std::printf("%-4s %-9s %10s %9s %9s %8s %12s %16s %7s\n", "model", "batching", "req/s", "p50 ms", "p99 ms", "errors",
-              "samples/s", "in-process @B", "ratio");
+  for (const auto& f : server_flags) std::printf("server flag: %s\n", f.c_str());
+  std::printf("%-5s %-9s %9s %8s %8s %7s %14s %10s %8s %11s %8s\n", "model", "batching", "req/s", "p50 ms", "p99 ms",
+              "errors", "in-process @B", "/in-proc", "noop rq/s", "noop p50ms", "/noop");
   bool all_ok = true;
   for (const std::string kind : {"mlp", "cnn"}) {
+    if (models.find(kind) == std::string::npos) continue;
     auto model = make_model(kind);
     fs::create_directories(dir + "/" + kind);
     model->save(dir + "/" + kind + "/1", false);
@@ -208,6 +217,7 @@ int main(int argc, char** argv) {
     const std::string body = instance_json(row);
     for (bool batching : {false, true}) {
       std::vector<std::string> args{"--model_name=" + kind, "--model_base_path=" + dir + "/" + kind, "--rest_api_port=0"};
+      args.insert(args.end(), server_flags.begin(), server_flags.end());
       if (batching) {
         args.push_back("--enable_batching=true");
         args.push_back("--batching_parameters_file=" + dir + "/batching.txt");
@@ -215,12 +225,17 @@ int main(int argc, char** argv) {
       Server s = start_server(args, dir + "/" + kind + (batching ? "_on" : "_off") + ".log");
       run_wrk(s.port, "/v1/models/" + kind + ":predict", body, connections, 1, dir);  // warm-up
       WrkResult r = run_wrk(s.port, "/v1/models/" + kind + ":predict", body, connections, seconds, dir);
+      // The ceiling: the same server, body and wrk settings, on an endpoint that touches no model.
+      WrkResult noop = run_wrk(s.port, "/monitoring/noop", body, connections, seconds, dir);
       const int code = stop_server(s);
-      all_ok = all_ok && code == 0 && r.requests > 0 && r.errors == 0;
-      std::printf("%-5s %-9s %10.1f %9.2f %9.2f %8lld %12.1f %16.1f %7.2f%s\n", kind.c_str(), batching ? "on" : "off",
-                  r.rps, r.p50_ms, r.p99_ms, static_cast<long long>(r.errors), r.rps, in_process, r.rps / in_process,
+      all_ok = all_ok && code == 0 && r.requests > 0 && r.errors == 0 && noop.errors == 0;
+      std::printf("%-5s %-9s %9.0f %8.2f %8.2f %7lld %14.0f %10.3f %8.0f %11.2f %8.2f%s\n", kind.c_str(),
+                  batching ? "on" : "off", r.rps, r.p50_ms, r.p99_ms, static_cast<long long>(r.errors), in_process,
+                  r.rps / in_process, noop.rps, noop.p50_ms, noop.rps > 0 ? r.rps / noop.rps : 0.0,
                   code == 0 ? "" : "  (server did not exit 0)");
+      std::fflush(stdout);
       if (r.requests == 0 || r.errors > 0) std::cerr << r.raw;
+      if (noop.requests == 0 || noop.errors > 0) std::cerr << noop.raw;
     }
   }
   fs::remove_all(dir);

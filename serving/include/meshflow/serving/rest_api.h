@@ -3,6 +3,7 @@
 //   GET  /v1/models/NAME[/versions/V | /labels/L]/metadata   signature
 //   POST /v1/models/NAME[/versions/V | /labels/L]:predict | :classify | :regress
 //   GET  /monitoring/prometheus/metrics
+//   any  /monitoring/noop                                    {} at once: what HTTP alone costs (bench_serving)
 #pragma once
 
 #include <functional>
