@@ -220,8 +220,9 @@ void predict_zoo(const char* label, const mf::Model& model, double samples_per_g
   const double compute_s = 3 * flops * samples_per_gpu / (o.gpu_tflops * 1e12);
   // Adam: weight, gradient and two moments read and written, f32: 32 bytes per parameter at 3.35 TB/s (HBM3).
   const double update_s = double(grad_bytes) / 4 * 32 / 3.35e12;
+  const double pack_s = 2.0 * double(grad_bytes) / 3.35e12;  // each gradient copied into its bucket
   const auto layers = cost::spread_compute(specs, compute_s);
-  const cost::StepOptions step{.overlap = true, .update_s = update_s};
+  const cost::StepOptions step{.overlap = true, .update_s = update_s, .pack_s = pack_s};
   std::printf("%s: %zu layers, %.1f M parameters, %.1f MB of f32 gradients, %.2f GFLOP forward per %s; "
               "%.0f %ss per GPU at %.0f TFLOP/s: compute %.2f ms, update %.2f ms\n",
               label, specs.size(), double(grad_bytes) / 4e6, double(grad_bytes) / 1e6, flops / 1e9, sample_name,
@@ -236,7 +237,7 @@ void predict_zoo(const char* label, const mf::Model& model, double samples_per_g
     const auto p = cost::predict_step(layers, c, step);
     auto all_reduce = [&c](int64_t bytes) { return cost::all_reduce_time(c, bytes); };
     const size_t suggested = cost::suggest_bucket_bytes(layers, all_reduce, step);
-    const double alone = compute_s + update_s;
+    const double alone = compute_s + update_s;  // one GPU: no bucketer, no packing
     std::printf("predict model=%s ranks=%d nodes=%d buckets=%zu bucket_kib=%zu step_ms=%.3f compute_ms=%.3f "
                 "comm_ms=%.3f exposed_ms=%.3f update_ms=%.3f efficiency=%.3f suggested_bucket_kib=%zu\n",
                 label, ranks, ranks / 8, p.buckets.size(), step.bucket_bytes >> 10, p.step_s * 1e3, p.compute_s() * 1e3,

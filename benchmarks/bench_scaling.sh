@@ -6,7 +6,9 @@
 #   benchmarks/bench_scaling.sh [RANKS ...] [-- bench_scaling flags]     (default ranks: 1 2)
 #   benchmarks/bench_scaling.sh 1 2 4 8 16 -- --model cnn --steps 20
 # Environment: BENCH_SCALING (the program; default build/benchmarks/bench_scaling), MPIRUN
-# (default mpirun), OMP_NUM_THREADS (default 1 per rank).
+# (default mpirun), OMP_NUM_THREADS (default 1 per rank), CALIBRATE=alternate (pass nothing on:
+# each N-rank run times rank 0 alone in rounds alternating with its own, which follows the load of
+# a shared machine; docs/cost_model.md compares the two).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 program="${BENCH_SCALING:-$here/../build/benchmarks/bench_scaling}"
@@ -47,7 +49,9 @@ run 1
 one="$(printf '%s\n' "$out" | grep '^scaling ')"
 lines+=("$one")
 calibration=(--base-step-ms "$(field step_ms "$one")")
-if [ $weak = 1 ]; then  # the same rows per rank: its compute is the calibration
+if [ "${CALIBRATE:-}" = alternate ]; then
+  calibration=()
+elif [ $weak = 1 ]; then  # the same rows per rank: its compute is the calibration
   calibration+=(--base-compute-ms "$(field compute_ms "$one")" --base-update-ms "$(field update_ms "$one")"
                 --base-other-ms "$(field other_ms "$one")")
   samples="$(printf '%s\n' "$out" | grep '^scaling_samples ' || true)"
