@@ -347,7 +347,7 @@ int main(int argc, char** argv) {
   // The step waits for the slowest of p ranks (Note [Stragglers]): what that adds to the mean.
   double mean = 0;
   for (double v : samples) mean += v / double(samples.size());
-  const double straggler = samples.empty() ? 0.0 : cost::expected_maximum(samples, p) - mean;
+  const double straggler = samples.empty() ? 0.0 : std::max(0.0, cost::expected_maximum(samples, p) - mean);
   if (p == 1 && !samples.empty()) {  // for the script, which passes them to the N-rank runs
     std::printf("scaling_samples ranks=1 compute_ms=");
     for (size_t i = 0; i < samples.size(); ++i) std::printf("%s%.4f", i ? "," : "", samples[i] * 1e3);

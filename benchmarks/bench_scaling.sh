@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The scaling sweep: bench_scaling on 1 rank, then on each further rank count under mpirun (bound to
-# the loopback interface), the 1-rank run's compute (each step's, for stragglers), update and step
-# passed on as the cost model's calibration (each run fits its own link to an all-reduce sweep),
-# and one table at the end.
+# the loopback interface), and one table at the end. Each N-rank run fits its own link to an
+# all-reduce sweep; the compute, update and rest of a step come from one rank: by default rank 0
+# trains alone in rounds alternating with the N-rank ones (it follows a shared machine's load);
+# with CALIBRATE=one-rank the separate 1-rank run's numbers (each step's compute too) are passed on.
 #   benchmarks/bench_scaling.sh [RANKS ...] [-- bench_scaling flags]     (default ranks: 1 2)
 #   benchmarks/bench_scaling.sh 1 2 4 8 16 -- --model cnn --steps 20
 # Environment: BENCH_SCALING (the program; default build/benchmarks/bench_scaling), MPIRUN
-# (default mpirun), OMP_NUM_THREADS (default 1 per rank), CALIBRATE=alternate (pass nothing on:
-# each N-rank run times rank 0 alone in rounds alternating with its own, which follows the load of
-# a shared machine; docs/cost_model.md compares the two).
+# (default mpirun), OMP_NUM_THREADS (default 1 per rank), CALIBRATE (alternate or one-rank;
+# docs/cost_model.md compares them).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 program="${BENCH_SCALING:-$here/../build/benchmarks/bench_scaling}"
@@ -48,10 +48,12 @@ lines=()
 run 1
 one="$(printf '%s\n' "$out" | grep '^scaling ')"
 lines+=("$one")
-calibration=(--base-step-ms "$(field step_ms "$one")")
-if [ "${CALIBRATE:-}" = alternate ]; then
-  calibration=()
-elif [ $weak = 1 ]; then  # the same rows per rank: its compute is the calibration
+calibrate="${CALIBRATE:-alternate}"
+[ "$calibrate" = alternate ] || [ "$calibrate" = one-rank ] \
+  || { echo "bench_scaling.sh: CALIBRATE must be alternate or one-rank, got '$calibrate'" >&2; exit 2; }
+calibration=()
+[ "$calibrate" = alternate ] || calibration=(--base-step-ms "$(field step_ms "$one")")
+if [ "$calibrate" = one-rank ] && [ $weak = 1 ]; then  # the same rows per rank: its compute is the calibration
   calibration+=(--base-compute-ms "$(field compute_ms "$one")" --base-update-ms "$(field update_ms "$one")"
                 --base-other-ms "$(field other_ms "$one")")
   samples="$(printf '%s\n' "$out" | grep '^scaling_samples ' || true)"
