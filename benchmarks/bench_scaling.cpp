@@ -157,6 +157,7 @@ class TimedDefaultStrategy : public mf::DefaultStrategy {
 // One round's step, per step: wall time and its parts (other: the training loop around them).
 struct StepSplit {
   double step_s = 0, compute_s = 0, wait_s = 0, update_s = 0;
+  std::vector<double> compute_samples;  // each step's forward+backward, when a TimedDefaultStrategy ran it
   double other_s() const { return std::max(0.0, step_s - compute_s - wait_s - update_s); }
 };
 
@@ -168,13 +169,16 @@ struct Trainer {
 
 StepSplit train_round(Trainer& t, const mf::Tensor& x, const mf::Tensor& y, int steps) {
   t.strategy->reset_step_times();
+  auto* timer = dynamic_cast<TimedDefaultStrategy*>(t.strategy);
+  if (timer) timer->compute_samples.clear();
   mf::FitOptions fo{.epochs = 1, .batch_size = t.batch, .verbose = 0, .shuffle = false, .steps_per_epoch = steps};
   const auto t0 = bench::Clock::now();
   t.model->fit({x}, {y}, fo);
   const double wall = bench::seconds_since(t0);
   const mf::StepTimes& st = t.strategy->step_times();
   const double n = double(std::max<int64_t>(1, st.steps));
-  return {wall / steps, st.forward_backward_s / n, st.gradient_wait_s / n, st.update_s / n};
+  return {wall / steps, st.forward_backward_s / n, st.gradient_wait_s / n, st.update_s / n,
+          timer ? timer->compute_samples : std::vector<double>{}};
 }
 
 // The round with the median step time (its parts add up, unlike medians taken part by part).
@@ -313,7 +317,6 @@ int main(int argc, char** argv) {
       alone.push_back({build(), &t, rows});
       compile(*alone.back().model);
       train_round(alone.back(), x, y, std::min(o.steps, 3));  // warm-up
-      t.compute_samples.clear();
     }
   }
   std::shared_ptr<mf::Model> together_model;
@@ -343,7 +346,7 @@ int main(int argc, char** argv) {
   const double base_other = given ? std::max(0.0, o.base_other_ms) * 1e-3 : base.other_s();
   std::vector<double> samples;  // per-step compute seconds of the 1-rank run
   for (double ms : o.base_samples_ms) samples.push_back(ms * 1e-3);
-  if (samples.empty() && !alone.empty()) samples = timed[0].compute_samples;
+  if (samples.empty() && !given && !alone.empty()) samples = base.compute_samples;  // the median round's steps
   // The step waits for the slowest of p ranks (Note [Stragglers]): what that adds to the mean.
   double mean = 0;
   for (double v : samples) mean += v / double(samples.size());
