@@ -7,7 +7,7 @@ packages=(
   libopenblas-openmp-dev libopenblas0-openmp libdnnl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   openmpi-bin libopenmpi-dev
-  slurmctld slurmd slurm-client munge
+  slurmctld slurmd slurm-client munge stress-ng
   libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev libboost-dev libboost-system-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev
   python3-torch python3-numpy python3-sklearn
