@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "meshflow/core/parallel.h"
 #include "meshflow/serving/metrics.h"
 
 namespace meshflow::serving {
@@ -24,9 +25,10 @@ int64_t padded_batch_size(int64_t rows, const std::vector<int64_t>& allowed) {
 }
 
 Batcher::Batcher(std::shared_ptr<Servable> servable, std::optional<BatchingOptions> batching, int threads,
-                 Metrics* metrics)
-    : servable_(std::move(servable)), batching_(std::move(batching)), metrics_(metrics) {
+                 Metrics* metrics, int intra_op_threads)
+    : servable_(std::move(servable)), batching_(std::move(batching)), metrics_(metrics), intra_op_threads_(intra_op_threads) {
   MF_CHECK(servable_, "Batcher: no servable");
+  MF_CHECK(intra_op_threads >= 0, "Batcher: intra_op_threads must be 0 or more, got ", intra_op_threads);
   int n = threads;
   if (batching_ && batching_->num_batch_threads > 0) n = static_cast<int>(batching_->num_batch_threads);
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -148,6 +150,7 @@ std::vector<Batcher::Task> Batcher::next_batch(std::unique_lock<std::mutex>& loc
 }
 
 void Batcher::work() {
+  if (intra_op_threads_ > 0) set_num_threads(intra_op_threads_);
   for (;;) {
     std::vector<Task> batch, expired;
     {

@@ -76,6 +76,7 @@ std::string flags_help() {
          "  --request_timeout_ms=N         a request not complete in time is closed (default 30000)\n"
          "  --file_system_poll_wait_seconds=S  how often base paths are scanned (default 1)\n"
          "  --rest_api_num_threads=N       HTTP threads (default: max(2, cores))\n"
+         "  --tensorflow_intra_op_parallelism=N  threads inside one model call (default 0: OMP_NUM_THREADS)\n"
          "  --shutdown_grace_ms=N          SIGTERM waits this long for requests in flight (default 30000)\n";
 }
 
@@ -119,6 +120,8 @@ ServerOptions parse_flags(const std::vector<std::string>& args) {
       o.file_system_poll_wait_seconds = static_cast<double>(parse_int(name, take(), 0, 86400));
     } else if (name == "rest_api_num_threads") {
       o.rest_api_num_threads = static_cast<int>(parse_int(name, take(), 1, 1024));
+    } else if (name == "tensorflow_intra_op_parallelism") {
+      o.intra_op_parallelism = static_cast<int>(parse_int(name, take(), 0, 1024));
     } else if (name == "shutdown_grace_ms") {
       o.shutdown_grace_ms = parse_int(name, take(), 0, int64_t{1} << 40);
     } else {

@@ -79,9 +79,14 @@ std::set<int64_t> wanted(const VersionPolicy& p, const std::set<int64_t>& presen
 }  // namespace
 
 ModelManager::ModelManager(std::vector<ModelSpec> specs, std::optional<BatchingOptions> batching, int threads,
-                           Metrics* metrics)
-    : specs_(std::move(specs)), batching_(std::move(batching)), threads_(threads), metrics_(metrics) {
+                           Metrics* metrics, int intra_op_threads)
+    : specs_(std::move(specs)),
+      batching_(std::move(batching)),
+      threads_(threads),
+      intra_op_threads_(intra_op_threads),
+      metrics_(metrics) {
   MF_CHECK(!specs_.empty(), "ModelManager: no models to serve");
+  MF_CHECK(intra_op_threads_ >= 0, "--tensorflow_intra_op_parallelism=", intra_op_threads_, ": must be 0 or more");
   for (const auto& s : specs_) {
     MF_CHECK(!s.name.empty(), "ModelManager: a model has no name");
     MF_CHECK(fs::is_directory(s.base_path), "model '", s.name, "': base path '", s.base_path, "' is not a folder");
@@ -135,7 +140,8 @@ void ModelManager::poll_model(const std::string& name) {
     std::shared_ptr<Batcher> batcher;
     std::string error;
     try {
-      batcher = std::make_shared<Batcher>(Servable::load(name, v, dir.string()), batching_, threads_, metrics_);
+      batcher = std::make_shared<Batcher>(Servable::load(name, v, dir.string()), batching_, threads_, metrics_,
+                                          intra_op_threads_);
     } catch (const std::exception& e) {
       error = e.what();
     }

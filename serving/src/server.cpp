@@ -50,7 +50,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   m.options = options;
   m.metrics = std::make_unique<Metrics>();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  m.models = std::make_unique<ModelManager>(model_specs(options), batching_options(options), cores, m.metrics.get());
+  m.models = std::make_unique<ModelManager>(model_specs(options), batching_options(options), cores, m.metrics.get(),
+                                            options.intra_op_parallelism);
   m.models->poll();
   m.api = std::make_unique<RestApi>(*m.models, *m.metrics);
   RestServerOptions ro;

@@ -17,15 +17,16 @@ struct BatchingServer {
   ServerProcess server;
   std::shared_ptr<mf::Model> model;
 
-  bool start(const std::string& tag, const std::string& params) {
+  bool start(const std::string& tag, const std::string& params, const std::vector<std::string>& extra = {}) {
     dir = mf_test::temp_folder(tag);
     std::filesystem::create_directories(dir + "/m");
     model = make_mlp(81);
     publish(*model, dir + "/m", 1);
     std::ofstream(dir + "/batching.txt") << params;
-    return server.start({"--model_name=m", "--model_base_path=" + dir + "/m", "--enable_batching=true",
-                         "--batching_parameters_file=" + dir + "/batching.txt", "--rest_api_num_threads=4"},
-                        dir + "/log");
+    std::vector<std::string> args{"--model_name=m", "--model_base_path=" + dir + "/m", "--enable_batching=true",
+                                  "--batching_parameters_file=" + dir + "/batching.txt", "--rest_api_num_threads=4"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return server.start(args, dir + "/log");
   }
   ~BatchingServer() { std::filesystem::remove_all(dir); }
   HttpResult predict(const mf::Tensor& x) {
@@ -98,3 +99,20 @@ TEST(Batching, FullQueueIs503AtOnceAndSigtermFinishesQueuedRequests) {
 }
 
 }  // namespace
+
+// --tensorflow_intra_op_parallelism=N: the server runs itself again with OMP_NUM_THREADS=N (Note
+// [Intra-op threads] in meshflow_serve.cpp), so every thread's kernels see it; answers are unchanged.
+TEST(Batching, IntraOpParallelismSetsTheServersThreads) {
+  BatchingServer s;
+  ASSERT_TRUE(s.start("serving_intra_op", "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1000 }\n",
+                      {"--tensorflow_intra_op_parallelism=3"}))
+      << s.server.error();
+  std::ifstream environ_file("/proc/" + std::to_string(s.server.pid()) + "/environ", std::ios::binary);
+  std::string environ((std::istreambuf_iterator<char>(environ_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(environ.find(std::string("OMP_NUM_THREADS=3\0", 18)), std::string::npos);
+  const mf::Tensor x = random_rows(3, 4, 91);
+  HttpResult r = s.predict(x);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(compare(r.json()["predictions"], s.want(x)), "");
+  EXPECT_EQ(s.server.stop(), 0);
+}

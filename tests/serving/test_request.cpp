@@ -236,6 +236,10 @@ TEST(ServingConfig, BatchingParametersAndFlags) {
   EXPECT_MF_ERROR(sv::parse_flags({"--model_base_path=/x", "--bogus=1"}), "unknown flag '--bogus'");
   EXPECT_MF_ERROR(sv::parse_flags({"--model_base_path=/x", "--rest_api_port=abc"}), "--rest_api_port");
   EXPECT_MF_ERROR(sv::parse_flags({"--model_name=m"}), "--model_base_path");
+  EXPECT_EQ(o.intra_op_parallelism, 0);
+  EXPECT_EQ(sv::parse_flags({"--model_base_path=/x", "--tensorflow_intra_op_parallelism=1"}).intra_op_parallelism, 1);
+  EXPECT_MF_ERROR(sv::parse_flags({"--model_base_path=/x", "--tensorflow_intra_op_parallelism=-1"}),
+                  "--tensorflow_intra_op_parallelism");
 }
 
 // Eight threads submit one or two rows each at once: the batcher merges them (the batch-size
@@ -309,6 +313,32 @@ TEST(Batcher, MergedBatchesAnswerEachRequestWithItsOwnRows) {
 }
 
 // Requests whose rows differ in an unknown dimension are not merged: each is answered as if alone.
+// --tensorflow_intra_op_parallelism: each batch thread sets its own OpenMP thread count (it is per
+// thread), seen from the completion callback, which runs on that thread; 0 keeps the default.
+TEST(Batcher, IntraOpThreadsApplyOnTheBatchThreads) {
+  const std::string dir = mf_test::temp_folder("serving_batcher_intra_op");
+  mf::manual_seed(7);
+  auto x = mf::Input({4}, {.name = "x"});
+  mf::Model model({x}, {mf::layers::Dense(2)(x)});
+  model.save(dir + "/1", false);
+  auto servable = sv::Servable::load("m", 1, dir + "/1");
+  auto threads_seen = [&](std::optional<sv::BatchingOptions> batching, int intra_op) {
+    sv::Batcher batcher(servable, batching, 1, nullptr, intra_op);
+    std::promise<int> seen;
+    batcher.submit({mf::zeros({1, 4})}, 1, [&](sv::RunResult r) { seen.set_value(r.error ? -1 : mf::num_threads()); });
+    return seen.get_future().get();
+  };
+  sv::BatchingOptions opts;
+  opts.max_batch_size = 4;
+  opts.batch_timeout_micros = 100;
+  EXPECT_EQ(threads_seen(opts, 3), 3);
+  EXPECT_EQ(threads_seen(std::nullopt, 5), 5);
+  std::promise<int> default_threads;  // what a new thread gets without the flag
+  std::thread([&] { default_threads.set_value(mf::num_threads()); }).join();
+  EXPECT_EQ(threads_seen(std::nullopt, 0), default_threads.get_future().get());
+  EXPECT_MF_ERROR(sv::Batcher(servable, std::nullopt, 1, nullptr, -2), "intra_op_threads must be 0 or more");
+}
+
 TEST(Batcher, RowsOfDifferentShapesRunInSeparateBatches) {
   const std::string dir = mf_test::temp_folder("serving_batcher_shapes");
   mf::manual_seed(6);

@@ -32,9 +32,11 @@ using RunDone = std::function<void(RunResult)>;
 
 class Batcher {
  public:
-  // Without `batching` every request runs alone, on `threads` threads (0: one per core).
+  // Without `batching` every request runs alone, on `threads` threads (0: one per core). Each
+  // thread's model calls use `intra_op_threads` threads (0: the process's default, OMP_NUM_THREADS):
+  // OpenMP's thread count is per thread, so it is set in each of them.
   Batcher(std::shared_ptr<Servable> servable, std::optional<BatchingOptions> batching, int threads,
-          Metrics* metrics = nullptr);
+          Metrics* metrics = nullptr, int intra_op_threads = 0);
   // Runs what is queued, then stops the threads.
   ~Batcher();
   Batcher(const Batcher&) = delete;
@@ -72,6 +74,7 @@ class Batcher {
   std::shared_ptr<Servable> servable_;
   std::optional<BatchingOptions> batching_;
   Metrics* metrics_;
+  int intra_op_threads_ = 0;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Task> queue_;

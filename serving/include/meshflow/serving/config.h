@@ -59,6 +59,7 @@ struct ServerOptions {
   int64_t request_timeout_ms = 30000;
   double file_system_poll_wait_seconds = 1.0;
   int rest_api_num_threads = 0;          // 0: max(2, cores)
+  int intra_op_parallelism = 0;          // threads inside one model call (0: the process's, OMP_NUM_THREADS)
   int64_t shutdown_grace_ms = 30000;     // SIGTERM waits this long for requests in flight
 };
 

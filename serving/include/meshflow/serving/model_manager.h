@@ -31,9 +31,10 @@ struct VersionStatus {
 
 class ModelManager {
  public:
-  // `threads`: threads per version that run requests (0: one per core).
+  // `threads`: threads per version that run requests (0: one per core); `intra_op_threads`: the
+  // threads each of them gives one model call (0: the process's default).
   ModelManager(std::vector<ModelSpec> specs, std::optional<BatchingOptions> batching, int threads,
-               Metrics* metrics = nullptr);
+               Metrics* metrics = nullptr, int intra_op_threads = 0);
   ~ModelManager();
   ModelManager(const ModelManager&) = delete;
   ModelManager& operator=(const ModelManager&) = delete;
@@ -72,6 +73,7 @@ class ModelManager {
   std::vector<ModelSpec> specs_;
   std::optional<BatchingOptions> batching_;
   int threads_;
+  int intra_op_threads_;
   Metrics* metrics_;
   mutable std::mutex mutex_;   // guards models_ (loading happens outside it)
   std::map<std::string, Model> models_;
