@@ -21,7 +21,8 @@ namespace {
 //   one core by default, which piles a rank's OpenMP threads onto it), loopback-only TCP for MPI
 //   and for mpirun's own out-of-band channel (no interface probing, works without a network),
 //   and --oversubscribe when -np exceeds this machine's cores.
-// - Every rank runs under `meshflow-run --rank-wrapper` (Note [Failure reports]).
+// - Every rank runs under `meshflow-run --rank-wrapper` (Note [Failure reports]); its records are
+//   counted (Note [Every rank reports]) when all ranks are on this node or failure_dir is set.
 // - The environment goes to mpirun as -x NAME=VALUE, so ranks on other hosts get it too.
 
 std::optional<std::string> lookup(const MachineFacts& f, const std::string& name) {
@@ -100,6 +101,9 @@ LaunchPlan build_launch_plan(const LaunchOptions& o, const ClusterConfig& c, con
   p.timeout_s = o.timeout_s ? o.timeout_s : c.timeout_s;
   p.max_restarts = o.max_restarts ? *o.max_restarts : c.max_restarts.value_or(0);
   p.failure_dir = failure_root(c, f) + "/attempt-" + std::to_string(attempt);
+  const bool one_node = p.hosts.empty() ? !in_slurm || env_int(f, "SLURM_JOB_NUM_NODES", 1) == 1
+                                        : p.hosts.size() == 1 && is_local_host(p.hosts[0].host, f.hostname);
+  p.ranks_countable = one_node || !c.failure_dir.empty();
 
   // The environment: OpenMP threads per rank, the failure folder, the attempt, then the config's.
   bool config_sets_omp = std::any_of(c.env.begin(), c.env.end(), [](auto& kv) { return kv.first == "OMP_NUM_THREADS"; });

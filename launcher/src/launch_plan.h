@@ -35,6 +35,9 @@ struct LaunchPlan {
   std::vector<std::string> argv;
   EnvList env;                // set in the child's environment (and passed with -x to mpirun)
   std::string failure_dir;    // this attempt's MESHFLOW_FAILURE_DIR
+  // Every rank writes its records where meshflow-run reads them (one node, or the config's
+  // failure_dir), so the ranks that started and ended can be counted (Note [Every rank reports]).
+  bool ranks_countable = false;
   std::optional<double> timeout_s;
   int max_restarts = 0;
   std::string describe() const;  // one line: ranks, where, launcher

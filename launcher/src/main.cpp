@@ -21,6 +21,7 @@ namespace {
 
 constexpr int kUsageError = 2;
 constexpr int kTimedOut = 124;  // as timeout(1)
+constexpr int kRanksMissing = 1;  // the launcher exited 0 but not every rank ran (Note [Every rank reports])
 
 void print_dry_run(const ml::LaunchPlan& plan) {
   std::printf("# meshflow-run: %s; up to %d restart(s)", plan.describe().c_str(), plan.max_restarts);
@@ -37,9 +38,11 @@ int run_job(const ml::LaunchOptions& options, const ml::ClusterConfig& config, c
   ml::install_signal_forwarding();
   int attempts = 0, exit_code = 0;
   std::string first_failure, plan_description;
+  bool ranks_countable = true;
   for (int attempt = 0;; ++attempt) {
     ml::LaunchPlan plan = ml::build_launch_plan(options, config, facts, attempt);
     plan_description = plan.describe();
+    ranks_countable = plan.ranks_countable;
     attempts = attempt + 1;
     std::fprintf(stderr, "meshflow-run: attempt %d of %d: %s\n", attempts, plan.max_restarts + 1,
                  plan_description.c_str());
@@ -47,15 +50,27 @@ int run_job(const ml::LaunchOptions& options, const ml::ClusterConfig& config, c
     ml::AttemptResult result = ml::run_attempt(plan);
     std::vector<ml::RankFailure> failures = ml::read_rank_failures(plan.failure_dir);
     exit_code = result.exit_code;
-    // The first failed rank's own code is the job's: mpirun and srun may report a later one.
-    if (exit_code != 0 && !failures.empty()) exit_code = failures.front().exit_code;
+    // The first failed rank's own code is the job's: mpirun and srun may report a later one, or 0.
+    if (!failures.empty() && failures.front().exit_code != 0) exit_code = failures.front().exit_code;
+    // Success needs every rank to have run and ended (Note [Every rank reports] in rank_status.h):
+    // srun can fail to launch the tasks and still exit 0.
+    const std::string launcher_said =
+        ml::describe_launcher_end(plan.launcher, result.exit_code, result.last_stderr_line);
+    const std::string missing =
+        plan.ranks_countable
+            ? ml::describe_missing_ranks(ml::count_ranks(plan.failure_dir, plan.ranks), plan.launcher, launcher_said)
+            : "";
+    if (exit_code == 0 && !missing.empty()) exit_code = kRanksMissing;
     if (result.timed_out) exit_code = kTimedOut;
     if (result.user_signal) exit_code = 128 + result.user_signal;
     if (exit_code == 0) break;
 
-    first_failure = failures.empty() ? "no rank reported a failure (" + plan.argv[0] + " itself exited with code " +
-                                           std::to_string(result.exit_code) + "; see its output above)"
-                                     : "first failure " + ml::describe_failure(failures.front());
+    if (!failures.empty()) first_failure = "first failure " + ml::describe_failure(failures.front());
+    else if (!missing.empty()) first_failure = missing;
+    else if (plan.ranks_countable)
+      first_failure = "every rank exited with code 0, but " + launcher_said;
+    else
+      first_failure = "no rank reported a failure (" + launcher_said + ")";
     // A rank the others blame (stopped, dead, hung) is named before the ranks that only aborted.
     if (std::string culprit = ml::describe_culprit(failures); !culprit.empty()) first_failure = culprit;
     if (result.timed_out) {
@@ -72,8 +87,9 @@ int run_job(const ml::LaunchOptions& options, const ml::ClusterConfig& config, c
   std::error_code ignored;
   std::filesystem::remove_all(ml::failure_root(config, facts), ignored);
   if (exit_code == 0)
-    std::fprintf(stderr, "meshflow-run: job succeeded: %s, attempt %d, exit code 0\n", plan_description.c_str(),
-                 attempts);
+    std::fprintf(stderr, "meshflow-run: job succeeded: %s, attempt %d, exit code 0%s\n", plan_description.c_str(),
+                 attempts, ranks_countable ? "" : " (not checked that every rank ran: the ranks span nodes and the "
+                                                  "config names no shared failure_dir)");
   else
     std::fprintf(stderr, "meshflow-run: job failed with exit code %d after %d attempt(s): %s\n", exit_code, attempts,
                  first_failure.c_str());

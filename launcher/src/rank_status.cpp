@@ -32,6 +32,78 @@ void write_rank_status(const std::string& dir, const RankFailure& f) {
   std::rename(tmp.c_str(), path.c_str());
 }
 
+void write_rank_marker(const std::string& dir, int rank, const std::string& kind, int exit_code) {
+  std::string path = dir + "/rank-" + std::to_string(rank) + "." + kind;
+  std::string tmp = path + ".tmp";
+  std::FILE* out = std::fopen(tmp.c_str(), "w");
+  if (!out) return;
+  std::fprintf(out, "rank=%d\n", rank);
+  if (kind == "ended") std::fprintf(out, "exit_code=%d\n", exit_code);
+  std::fclose(out);
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+RankCount count_ranks(const std::string& dir, int expected) {
+  std::vector<char> started(static_cast<size_t>(std::max(expected, 0)), 0), ended(started.size(), 0);
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      int rank = -1;
+      char kind[16] = {0};
+      // "rank-<R>.started" or "rank-<R>.ended"; "%15[a-z]" stops before a ".tmp" of a half-written one.
+      if (std::sscanf(e->d_name, "rank-%d.%15[a-z]", &rank, kind) != 2 || rank < 0 || rank >= expected) continue;
+      std::string name = e->d_name, k = kind;
+      if (name != "rank-" + std::to_string(rank) + "." + k) continue;
+      if (k == "started") started[static_cast<size_t>(rank)] = 1;
+      if (k == "ended") ended[static_cast<size_t>(rank)] = 1;
+    }
+    closedir(d);
+  }
+  RankCount c;
+  c.expected = expected;
+  for (int r = 0; r < expected; ++r) {
+    // An end without a start (the start record lost) still shows that the rank ran.
+    if (!started[static_cast<size_t>(r)] && !ended[static_cast<size_t>(r)]) c.not_started.push_back(r);
+    else if (!ended[static_cast<size_t>(r)]) c.not_ended.push_back(r);
+  }
+  return c;
+}
+
+namespace {
+
+// "rank 1" or "ranks 0, 1, 2" or "ranks 0, 1, ... (and 1000 more)".
+std::string name_ranks(const std::vector<int>& ranks) {
+  constexpr size_t kShown = 8;
+  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
+  for (size_t i = 0; i < ranks.size() && i < kShown; ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
+  if (ranks.size() > kShown) s += ", ... (" + std::to_string(ranks.size() - kShown) + " more)";
+  return s;
+}
+
+}  // namespace
+
+std::string describe_missing_ranks(const RankCount& c, const std::string& launcher, const std::string& launcher_said) {
+  if (c.complete()) return "";
+  const int started = c.expected - static_cast<int>(c.not_started.size());
+  std::string s = launcher + " started " + std::to_string(started) + " of " + std::to_string(c.expected) + " ranks";
+  std::vector<std::string> parts;
+  if (!c.not_started.empty()) parts.push_back(name_ranks(c.not_started) + " did not start");
+  if (!c.not_ended.empty())
+    parts.push_back(name_ranks(c.not_ended) + " did not report how " + (c.not_ended.size() == 1 ? "it" : "they") +
+                    " ended (killed with the rank wrapper, or the node was lost)");
+  parts.push_back(launcher_said);
+  s += " (";
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? "; " : "") + parts[i];
+  return s + ")";
+}
+
+std::string describe_launcher_end(const std::string& launcher, int exit_code, const std::string& last_stderr_line) {
+  std::string s = launcher + " exited with code " + std::to_string(exit_code);
+  if (last_stderr_line.empty()) return s + " and printed nothing on stderr";
+  std::string line = last_stderr_line;
+  if (line.size() > 300) line = line.substr(0, 300) + "...";
+  return s + "; its last line on stderr: " + line;
+}
+
 std::vector<RankFailure> read_rank_failures(const std::string& dir) {
   std::vector<RankFailure> out;
   DIR* d = opendir(dir.c_str());

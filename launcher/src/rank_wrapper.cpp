@@ -47,10 +47,15 @@ int run_rank_wrapper(const std::vector<std::string>& program) {
   gethostname(host, sizeof(host) - 1);
   status.host = host;
 
+  const char* dir = std::getenv("MESHFLOW_FAILURE_DIR");
+  const bool reports = dir && *dir;
+  if (reports) write_rank_marker(dir, status.rank, "started");  // Note [Every rank reports]
+
   pid_t parent = getpid();
   pid_t child = fork();
   if (child < 0) {
     std::perror("meshflow-run --rank-wrapper: fork");
+    if (reports) write_rank_marker(dir, status.rank, "ended", 127);
     return 127;
   }
   if (child == 0) {
@@ -74,13 +79,13 @@ int run_rank_wrapper(const std::vector<std::string>& program) {
   } else {
     status.exit_code = WEXITSTATUS(wstatus);
   }
-  const char* dir = std::getenv("MESHFLOW_FAILURE_DIR");
-  if (status.exit_code != 0 && dir && *dir) {
+  if (status.exit_code != 0 && reports) {
     bool left_message = access(distributed::failure_message_path(dir, status.rank).c_str(), F_OK) == 0;
     if (status.exit_code == 127 && !status.signal && !left_message)
       distributed::report_failure(status.rank, "could not start '" + program[0] + "' (exit code 127)");
     write_rank_status(dir, status);
   }
+  if (reports) write_rank_marker(dir, status.rank, "ended", status.exit_code);
   return status.exit_code;
 }
 

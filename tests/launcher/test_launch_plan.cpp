@@ -167,6 +167,25 @@ TEST(LaunchPlan, ConfigMultiNode) {
                            "btl_tcp_if_include", "eth0", kSelf, "--rank-wrapper", "--", "./t"}));
 }
 
+// Note [Every rank reports]: the ranks are counted only where all of them write to a folder
+// meshflow-run reads: this machine, a one-node allocation, or the config's (shared) failure_dir.
+TEST(LaunchPlan, RanksAreCountedWhereEveryRankCanReport) {
+  EXPECT_TRUE(plan({"-np", "2", "--", "./t"}, facts()).ranks_countable);
+  EXPECT_TRUE(plan({"-np", "2", "--hosts", "vm:2", "--", "./t"}, facts()).ranks_countable);
+  EXPECT_FALSE(plan({"-np", "4", "--hosts", "h1:2,h2:2", "--", "./t"}, facts(8)).ranks_countable);
+  EXPECT_FALSE(plan({"-np", "2", "--hosts", "h1:2", "--", "./t"}, facts()).ranks_countable);
+  auto f = facts();
+  f.env = {{"SLURM_JOB_ID", "17"}, {"SLURM_JOB_NUM_NODES", "1"}};
+  EXPECT_TRUE(plan({"-np", "2", "--", "./t"}, f).ranks_countable);
+  EXPECT_TRUE(plan({"--launcher", "mpirun", "-np", "2", "--", "./t"}, f).ranks_countable);
+  f.env["SLURM_JOB_NUM_NODES"] = "2";
+  EXPECT_FALSE(plan({"-np", "2", "--", "./t"}, f).ranks_countable);
+  ml::ClusterConfig shared;
+  shared.failure_dir = "/shared/failures";
+  EXPECT_TRUE(plan({"-np", "2", "--", "./t"}, f, shared).ranks_countable);
+  EXPECT_TRUE(plan({"--", "./t"}, facts(2), repo_config("multi_node.yaml")).ranks_countable);
+}
+
 TEST(LaunchPlan, UsageErrors) {
   EXPECT_MF_ERROR(plan({"--", "./t"}, facts()), "number of ranks is missing", "-np N");
   EXPECT_MF_ERROR(plan({"-np", "5", "--hosts", "h1:2,h2:2", "--", "./t"}, facts()), "-np 5 exceeds the 4 slots",

@@ -52,6 +52,39 @@ TEST(RankStatus, CulpritComesBeforeTheRanksThatBlameIt) {
   EXPECT_EQ(ml::describe_culprit(failures), "");  // nobody blamed: the first failure speaks
 }
 
+// Note [Every rank reports]: rank-<R>.started and rank-<R>.ended, counted against the ranks asked for.
+TEST(RankStatus, CountsTheRanksThatStartedAndEnded) {
+  std::string dir = ::testing::TempDir() + "/rank-count-" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str()), 0);
+  EXPECT_EQ(ml::count_ranks(dir, 3).not_started, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(ml::count_ranks(dir + "/missing", 2).not_started, (std::vector<int>{0, 1}));
+  ml::write_rank_marker(dir, 0, "started");
+  ml::write_rank_marker(dir, 0, "ended", 0);
+  ml::write_rank_marker(dir, 1, "started");
+  ml::write_rank_marker(dir, 7, "started");  // not one of the 3 asked for
+  ml::write_rank_marker(dir, -1, "started");
+  std::ofstream(dir + "/rank-2.started.tmp") << "rank=2\n";  // half written: does not count
+  auto c = ml::count_ranks(dir, 3);
+  EXPECT_EQ(c.not_started, (std::vector<int>{2}));
+  EXPECT_EQ(c.not_ended, (std::vector<int>{1}));
+  EXPECT_FALSE(c.complete());
+  const std::string said = ml::describe_launcher_end("srun", 0, "srun: error: task 2 launch failed");
+  EXPECT_EQ(said, "srun exited with code 0; its last line on stderr: srun: error: task 2 launch failed");
+  EXPECT_EQ(ml::describe_missing_ranks(c, "srun", said),
+            "srun started 2 of 3 ranks (rank 2 did not start; rank 1 did not report how it ended (killed with the "
+            "rank wrapper, or the node was lost); " + said + ")");
+  EXPECT_EQ(ml::describe_launcher_end("mpirun", 1, ""), "mpirun exited with code 1 and printed nothing on stderr");
+  ml::write_rank_marker(dir, 1, "ended", 3);
+  ml::write_rank_marker(dir, 2, "ended", 0);  // an end without its start still shows the rank ran
+  EXPECT_TRUE(ml::count_ranks(dir, 3).complete());
+  EXPECT_EQ(ml::describe_missing_ranks(ml::count_ranks(dir, 3), "srun", said), "");
+  EXPECT_EQ(ml::count_ranks(dir, 13).not_started, (std::vector<int>{3, 4, 5, 6, 8, 9, 10, 11, 12}));
+  EXPECT_EQ(ml::describe_missing_ranks(ml::count_ranks(dir, 13), "mpirun", "x"),
+            "mpirun started 4 of 13 ranks (ranks 3, 4, 5, 6, 8, 9, 10, 11, ... (1 more) did not start; rank 7 did not "
+            "report how it ended (killed with the rank wrapper, or the node was lost); x)");
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST(FailureReporter, WritesOnlyInsideMeshflowRun) {
   std::string dir = ::testing::TempDir() + "/failure-report-" + std::to_string(::getpid());
   ASSERT_EQ(std::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str()), 0);
