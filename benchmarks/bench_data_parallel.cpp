@@ -13,31 +13,15 @@
 #include "meshflow/models/layers/conv.h"
 #include "meshflow/models/layers/core.h"
 #include "meshflow/models/layers/pooling.h"
+#include "dp_models.h"
 #include "timing.h"
 
 namespace mf = meshflow;
 
 namespace {
 
-std::shared_ptr<mf::Model> mlp() {
-  auto in = mf::Input({784});
-  auto h = mf::layers::Dense(512, {.activation = "relu"})(in);
-  h = mf::layers::Dense(512, {.activation = "relu"})(h);
-  auto out = mf::layers::Dense(10, {.activation = "softmax"})(h);
-  return std::make_shared<mf::Model>(mf::Tensors{in}, mf::Tensors{out});
-}
-
-std::shared_ptr<mf::Model> cnn() {
-  auto in = mf::Input({28, 28, 1});
-  auto h = mf::layers::Conv2D(32, 3, {.activation = "relu"})(in);
-  h = mf::layers::MaxPooling2D(2)(h);
-  h = mf::layers::Conv2D(64, 3, {.activation = "relu"})(h);
-  h = mf::layers::MaxPooling2D(2)(h);
-  h = mf::layers::Flatten()(h);
-  h = mf::layers::Dense(128, {.activation = "relu"})(h);
-  auto out = mf::layers::Dense(10, {.activation = "softmax"})(h);
-  return std::make_shared<mf::Model>(mf::Tensors{in}, mf::Tensors{out});
-}
+using bench::cnn;
+using bench::mlp;
 
 void compile(mf::Model& m) { m.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy"}); }
 

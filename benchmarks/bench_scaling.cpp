@@ -25,6 +25,7 @@
 #include "meshflow/zoo/gpt.h"
 #include "meshflow/zoo/resnet.h"
 #include "machine.h"
+#include "dp_models.h"
 #include "timing.h"
 
 namespace mf = meshflow;
@@ -93,26 +94,8 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// The MLP and CNN of bench_data_parallel.
-std::shared_ptr<mf::Model> mlp() {
-  auto in = mf::Input({784});
-  auto h = mf::layers::Dense(512, {.activation = "relu"})(in);
-  h = mf::layers::Dense(512, {.activation = "relu"})(h);
-  auto out = mf::layers::Dense(10, {.activation = "softmax"})(h);
-  return std::make_shared<mf::Model>(mf::Tensors{in}, mf::Tensors{out});
-}
-
-std::shared_ptr<mf::Model> cnn() {
-  auto in = mf::Input({28, 28, 1});
-  auto h = mf::layers::Conv2D(32, 3, {.activation = "relu"})(in);
-  h = mf::layers::MaxPooling2D(2)(h);
-  h = mf::layers::Conv2D(64, 3, {.activation = "relu"})(h);
-  h = mf::layers::MaxPooling2D(2)(h);
-  h = mf::layers::Flatten()(h);
-  h = mf::layers::Dense(128, {.activation = "relu"})(h);
-  auto out = mf::layers::Dense(10, {.activation = "softmax"})(h);
-  return std::make_shared<mf::Model>(mf::Tensors{in}, mf::Tensors{out});
-}
+using bench::cnn;
+using bench::mlp;
 
 // The model's layers for the cost model: trainable weights' bytes (in weight order) and forward
 // FLOPs per sample, 2 x (elements of weights with 2+ dims) x output positions (the dims between
