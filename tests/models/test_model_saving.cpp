@@ -1,5 +1,6 @@
 // Saving models: weights by name, mismatch errors, checkpoints with optimizer state, and
 // save_model/load_model rebuilding functional and Sequential models of registered layers.
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -277,13 +278,31 @@ TEST(SaveModel, KilledAtRandomMomentsTheFolderHoldsOneWholeSave) {
   std::mt19937 rng(7);
   int seen[3] = {0, 0, 0};
   for (int round = 0; round < 20; ++round) {
+    int done[2];  // the child writes a byte after each save it finishes
+    ASSERT_EQ(::pipe(done), 0);
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      for (int k = round;; ++k) (k % 2 ? two : one)->save(target);
+      ::close(done[0]);
+      for (int k = round;; ++k) {
+        (k % 2 ? two : one)->save(target);
+        if (::write(done[1], "s", 1) != 1) ::_exit(1);
+      }
     }
-    ::usleep(std::uniform_int_distribution<int>(200, latest_us)(rng));
+    ::close(done[1]);
+    if (round % 2 == 0) {
+      ::usleep(std::uniform_int_distribution<int>(200, latest_us)(rng));  // any moment
+    } else {
+      // Right after the child's first save (of `two`) ends: while its next one is under way. Saves
+      // slow down under I/O load (fsync), so waiting for the byte, not a guessed time, makes sure
+      // some rounds reload a save the child finished.
+      pollfd p{done[0], POLLIN, 0};
+      char byte = 0;
+      ASSERT_EQ(::poll(&p, 1, 60000), 1) << "round " << round << ": the child's save took over 60 s";
+      ASSERT_EQ(::read(done[0], &byte, 1), 1);
+    }
     ::kill(pid, SIGKILL);
+    ::close(done[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status));
@@ -296,7 +315,7 @@ TEST(SaveModel, KilledAtRandomMomentsTheFolderHoldsOneWholeSave) {
     ++seen[static_cast<int>(v)];
   }
   // The kills must also have landed after some of the child's saves finished (else the test would
-  // only ever reload the first save); with kills up to four saves' time in, that happens in most rounds.
+  // only ever reload the first save): the odd rounds kill just after the child's save of `two` ends.
   EXPECT_GT(seen[2], 0) << "no round loaded a save the child finished (seen 1: " << seen[1] << ")";
   // What the killed saves left beside the target goes with the next save.
   two->save(target);
