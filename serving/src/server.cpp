@@ -82,10 +82,10 @@ void Server::wait() {
 }
 
 void Server::shutdown() {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    impl_->stop_requested = true;
-  }
+  // Notified under the lock: wait() cannot return (and main cannot destroy the server and its
+  // condition variable) while this thread is still inside notify_all (TSan found that race).
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->stop_requested = true;
   impl_->wake.notify_all();
 }
 
