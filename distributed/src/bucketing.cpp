@@ -11,9 +11,30 @@
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/core/optim.h"
 #include "meshflow/core/parallel.h"
+#include "meshflow/distributed/bucket_plan.h"
 #include "meshflow/distributed/world.h"
 
 namespace meshflow::distributed {
+
+std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& param_bytes, size_t bucket_bytes,
+                                                const std::vector<int>& groups) {
+  MF_CHECK(groups.empty() || groups.size() == param_bytes.size(), "assign_buckets: ", groups.size(),
+           " groups for ", param_bytes.size(), " parameters");
+  std::vector<std::vector<size_t>> buckets;
+  size_t filled = 0;
+  for (size_t k = param_bytes.size(); k-- > 0;) {
+    MF_CHECK(param_bytes[k] >= 0, "assign_buckets: param_bytes[", k, "] must be >= 0, got ", param_bytes[k]);
+    const auto bytes = static_cast<size_t>(param_bytes[k]);
+    const bool other_group = !buckets.empty() && !groups.empty() && groups[buckets.back().front()] != groups[k];
+    if (buckets.empty() || other_group || (filled > 0 && filled + bytes > bucket_bytes)) {
+      buckets.emplace_back();
+      filled = 0;
+    }
+    buckets.back().push_back(k);
+    filled += bytes;
+  }
+  return buckets;
+}
 
 struct GradBucketer::State {
   struct Bucket {
@@ -182,25 +203,26 @@ GradBucketer::GradBucketer(std::shared_ptr<Communicator> comm, std::vector<Tenso
   s.overlap = resolve_overlap(options.overlap);
   s.where.resize(s.params.size());
   s.unused_last_step.assign(s.params.size(), false);
-  for (size_t k = s.params.size(); k-- > 0;) {
+  std::vector<int64_t> bytes(s.params.size());
+  std::vector<int> dtypes(s.params.size());
+  for (size_t k = 0; k < s.params.size(); ++k) {
     const Tensor& p = s.params[k];
     MF_CHECK(p.defined() && p.requires_grad() && p.is_leaf(), "GradBucketer: parameter ", k, " (",
              internal::describe(p), ") must be a leaf tensor that requires grad");
     MF_CHECK(is_floating(p.dtype()), "GradBucketer: parameter ", k, " has dtype ", dtype_name(p.dtype()),
              "; gradients are averaged, which needs a floating dtype");
-    const size_t bytes = static_cast<size_t>(p.numel()) * dtype_size(p.dtype());
-    bool fresh = s.buckets.empty() || s.buckets.back().param_dtype != p.dtype() ||
-                 (s.buckets.back().numel > 0 &&
-                  static_cast<size_t>(s.buckets.back().numel) * dtype_size(p.dtype()) + bytes > options.bucket_bytes);
-    if (fresh) {
-      s.buckets.emplace_back();
-      s.buckets.back().param_dtype = p.dtype();
+    bytes[k] = p.numel() * static_cast<int64_t>(dtype_size(p.dtype()));
+    dtypes[k] = static_cast<int>(p.dtype());
+  }
+  for (const auto& members : assign_buckets(bytes, options.bucket_bytes, dtypes)) {
+    auto& b = s.buckets.emplace_back();
+    b.param_dtype = s.params[members.front()].dtype();
+    for (size_t k : members) {
+      s.where[k] = {static_cast<int>(s.buckets.size()) - 1, static_cast<int>(b.params.size())};
+      b.params.push_back(k);
+      b.offsets.push_back(b.numel);
+      b.numel += s.params[k].numel();
     }
-    auto& b = s.buckets.back();
-    s.where[k] = {static_cast<int>(s.buckets.size()) - 1, static_cast<int>(b.params.size())};
-    b.params.push_back(k);
-    b.offsets.push_back(b.numel);
-    b.numel += p.numel();
   }
   for (auto& b : s.buckets) {
     b.wire = wire_dtype(b.param_dtype, options.compression);

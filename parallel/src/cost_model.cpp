@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "meshflow/core/error.h"
+#include "meshflow/distributed/bucket_plan.h"
 
 namespace meshflow::cost {
 namespace {
@@ -135,19 +136,7 @@ std::vector<LayerCost> spread_compute(const std::vector<LayerSpec>& layers, doub
 
 std::vector<std::vector<size_t>> assign_buckets(const std::vector<int64_t>& param_bytes, size_t bucket_bytes) {
   MF_CHECK(bucket_bytes > 0, "assign_buckets: bucket_bytes must be positive, got 0");
-  std::vector<std::vector<size_t>> buckets;
-  size_t filled = 0;
-  for (size_t k = param_bytes.size(); k-- > 0;) {
-    MF_CHECK(param_bytes[k] >= 0, "assign_buckets: param_bytes[", k, "] must be >= 0, got ", param_bytes[k]);
-    const auto bytes = static_cast<size_t>(param_bytes[k]);
-    if (buckets.empty() || (filled > 0 && filled + bytes > bucket_bytes)) {
-      buckets.emplace_back();
-      filled = 0;
-    }
-    buckets.back().push_back(k);
-    filled += bytes;
-  }
-  return buckets;
+  return distributed::assign_buckets(param_bytes, bucket_bytes);  // GradBucketer's own rule
 }
 
 StepPrediction predict_step(const std::vector<LayerCost>& layers, const AllReduceTime& all_reduce,
