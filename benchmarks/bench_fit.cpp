@@ -13,6 +13,8 @@
 #include <string>
 
 #include "meshflow/meshflow.h"
+#include "machine.h"
+#include "meshflow/core/kernels.h"
 #include "timing.h"
 
 namespace mf = meshflow;
@@ -24,6 +26,19 @@ struct Result {
   double samples_per_s;
   double us_per_step;
 };
+
+// FLOPs per sample of a training step as issue 18 counts them: 3 x the forward pass's matmul and
+// convolution FLOPs (2mnk), from the layer shapes of the workloads below.
+double mlp_flops() { return 3.0 * 2 * (784.0 * 512 + 512.0 * 512 + 512.0 * 10); }
+double cnn_flops() {
+  const double conv1 = 26.0 * 26 * 32 * (3 * 3 * 1), conv2 = 11.0 * 11 * 64 * (3 * 3 * 32);
+  return 3.0 * 2 * (conv1 + conv2 + 1600.0 * 128 + 128.0 * 10);
+}
+double attention_flops() {
+  // Q, K, V projections 128 x 64 -> 2 heads x 64; scores and mixing per head 128 x 128 x 64; output 128 x 128 -> 64.
+  const double seq = 128, d = 64, heads = 2, key = 64;
+  return 3.0 * 2 * (3 * seq * d * heads * key + 2 * heads * seq * seq * key + seq * heads * key * d + d);
+}
 
 // Times train_on_batch over `steps` steps, best of 3 rounds after 5 warm-up steps.
 Result time_steps(mf::Model& model, const mf::Tensors& x, const mf::Tensors& y, int steps) {
@@ -104,17 +119,31 @@ int main(int argc, char** argv) {
   }
 
   auto torch = run_torch(threads, steps, python, device);
-  std::printf("fit() throughput on %s, %d thread(s), Adam; ratio = Meshflow / PyTorch samples per second\n",
-              device.str().c_str(), threads);
-  std::printf("%-15s %14s %12s %14s %12s %8s\n", "workload", "meshflow/s", "us/step", "pytorch/s", "us/step", "ratio");
+  // The machine after the runs (its FMA loop would otherwise warm the cores for the first workload).
+  const bench::Machine machine = bench::measure_machine(threads);
+  bench::print_machine(machine, threads);
+  std::printf("kernels: %s\n", mf::cpu_kernel_summary().c_str());
+  std::printf("fit() throughput on %s, %d thread(s), Adam; ratio = Meshflow / PyTorch samples per second; "
+              "%%peak = 3 x forward matmul/conv FLOPs per sample x samples/s over the measured peak (%.0f GFLOP/s)\n",
+              device.str().c_str(), threads, machine.peak(threads));
+  std::printf("%-15s %14s %12s %14s %12s %8s %10s %7s\n", "workload", "meshflow/s", "us/step", "pytorch/s", "us/step",
+              "ratio", "MFLOP/smp", "%peak");
+  const std::map<std::string, double> flops = {{"mlp_b128", mlp_flops()}, {"mlp_b32", mlp_flops()},
+                                               {"cnn_b64", cnn_flops()}, {"attention_b32", attention_flops()}};
   for (const char* k : {"mlp_b128", "mlp_b32", "cnn_b64", "attention_b32", "tiny_b32"}) {
     const Result& o = ours[k];
+    char peak[32] = "n/a", mflop[32] = "n/a";
+    if (flops.count(k) && !device.is_cuda()) {
+      std::snprintf(mflop, sizeof mflop, "%.2f", flops.at(k) * 1e-6);
+      std::snprintf(peak, sizeof peak, "%.1f", 100.0 * flops.at(k) * o.samples_per_s * 1e-9 / machine.peak(threads));
+    }
     if (torch.count(k)) {
       const Result& t = torch[k];
-      std::printf("%-15s %14.1f %12.1f %14.1f %12.1f %7.2fx\n", k, o.samples_per_s, o.us_per_step, t.samples_per_s,
-                  t.us_per_step, o.samples_per_s / t.samples_per_s);
+      std::printf("%-15s %14.1f %12.1f %14.1f %12.1f %7.2fx %10s %7s\n", k, o.samples_per_s, o.us_per_step,
+                  t.samples_per_s, t.us_per_step, o.samples_per_s / t.samples_per_s, mflop, peak);
     } else {
-      std::printf("%-15s %14.1f %12.1f %14s %12s %8s\n", k, o.samples_per_s, o.us_per_step, "n/a", "n/a", "n/a");
+      std::printf("%-15s %14.1f %12.1f %14s %12s %8s %10s %7s\n", k, o.samples_per_s, o.us_per_step, "n/a", "n/a",
+                  "n/a", mflop, peak);
     }
   }
   return 0;

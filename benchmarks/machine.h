@@ -92,7 +92,7 @@ inline Machine measure_machine(int threads = 1) {
     }
     m.copy_gbs = 2.0 * static_cast<double>(bytes) / best * 1e-9;
   }
-  for (const char* v : {"OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
+  for (const char* v : {"OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MESHFLOW_GEMM", "DNNL_MAX_CPU_ISA"}) {
     const char* e = std::getenv(v);
     m.environment += std::string(m.environment.empty() ? "" : " ") + v + "=" + (e ? e : "(unset)");
   }

@@ -51,6 +51,7 @@ inline std::map<std::string, Case> op_cases() {
   c["bias_gelu"] = {{{2, 3, 4}, {4}}, [](const std::vector<Tensor>& x) {
     return bias_gelu(x[0], x[1]) + bias_gelu(x[0], x[1] * 2.0, true);
   }};
+  c["bias_relu"] = {{{2, 3, 4}, {4}}, [](const std::vector<Tensor>& x) { return bias_relu(x[0], x[1]); }};
   c["clip"] = {{{3, 4}}, [](const std::vector<Tensor>& x) { return clip(x[0], -0.5, 0.55); }};
   auto binary = [&](const char* name, Tensor (*f)(const Tensor&, const Tensor&), double lo = -1, double hi = 1) {
     c[name] = {{{3, 1}, {1, 4}}, [f](const std::vector<Tensor>& x) { return f(x[0], x[1]); }, true, lo, hi};

@@ -30,6 +30,7 @@ struct Case {
 std::vector<Case> cases() {
   return {
       {"relu", "torch.relu(x)", [](auto& x, auto&) { return relu(x); }},
+      {"bias_relu", "torch.relu(x + y[0])", [](auto& x, auto& y) { return bias_relu(x, y.slice(0, 0, 1).reshape({4})); }},
       {"leaky_relu", "F.leaky_relu(x, 0.2)", [](auto& x, auto&) { return leaky_relu(x, 0.2); }},
       {"elu", "F.elu(x, 1.0)", [](auto& x, auto&) { return elu(x, 1.0); }},
       {"gelu", "F.gelu(x)", [](auto& x, auto&) { return gelu(x); }},

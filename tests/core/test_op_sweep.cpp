@@ -25,6 +25,7 @@ namespace {
 const std::map<std::string, std::string> kCoveredBy = {
     {"conv2d_grad_input", "conv2d"},     {"conv2d_grad_weight", "conv2d"},  {"max_pool2d_grad", "max_pool2d"},
     {"avg_pool2d_grad", "avg_pool2d"},   {"gather_backward", "gather"},      {"gelu_derivative", "gelu"},      {"relu_grad", "relu"},
+    {"bias_relu_backward", "bias_relu"},
     {"equal_mask", "max"},               {"layer_norm_backward", "layer_norm"},
     {"batch_norm_backward", "batch_norm_train"}, {"to_device", "to_device (Device.CopiesAreDifferentiable)"},
     // In-place ops (run_inplace): InplaceOps.VirtualDeviceGivesTheSameValues below; their values

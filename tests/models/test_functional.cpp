@@ -176,7 +176,8 @@ TEST(Functional, OpGraphExpandsLayerCallsIntoOps) {
       ops.insert(n.op->name);
       scopes += n.scope + " ";
     }
-    EXPECT_TRUE(ops.count("matmul") && ops.count("relu") && ops.count("tanh") && ops.count("mul")) << g.str();
+    // Dense(relu)'s bias and activation are the one fused op bias_relu.
+    EXPECT_TRUE(ops.count("matmul") && ops.count("bias_relu") && ops.count("tanh") && ops.count("mul")) << g.str();
     EXPECT_EQ(ops.count("dropout"), training ? 1u : 0u) << g.str();
     for (const char* layer : {"/dense_1 ", "/scale ", "/inner/dense "})
       EXPECT_NE(scopes.find(layer), std::string::npos) << layer << " in " << scopes;

@@ -20,6 +20,7 @@ std::vector<std::string> op_node(GraphBuilder& b, const Graph::Node& n, const st
   const std::string hint = where + "/" + op;
   auto it = kDirect.find(op);
   if (n.op && it != kDirect.end()) return {b.node1(it->second, names, hint)};
+  if (n.op && op == "bias_relu") return {b.node1("Relu", {b.node1("Add", names, hint)}, hint)};
   if (n.op && op == "softmax") return {b.node1("Softmax", names, hint, {{"axis", n.attrs.i("axis")}})};
   if (n.op && op == "matmul") {  // transposes swap the last two axes (a tied output head: x @ table^T)
     for (int k = 0; k < 2; ++k) {
@@ -36,7 +37,7 @@ std::vector<std::string> op_node(GraphBuilder& b, const Graph::Node& n, const st
     return {b.node1("Gather", {names[1], names[0]}, hint, {{"axis", int64_t{0}}})};
   MF_THROW("ONNX export: op '", op, "' applied in '", where, "' outside a layer has no ONNX mapping; the ops that ",
            "export outside layers are the elementwise ones (add, sub, mul, div, maximum, minimum, relu, sigmoid, ",
-           "tanh, exp, log, neg, sqrt, abs, softplus), softmax, matmul and embedding; wrap the rest in a layer");
+           "tanh, exp, log, neg, sqrt, abs, softplus, bias_relu), softmax, matmul and embedding; wrap the rest in a layer");
 }
 
 }  // namespace meshflow::onnx_export

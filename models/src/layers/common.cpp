@@ -63,4 +63,10 @@ void check_rank(const Layer& l, const Shape& s, int64_t min_rank, int64_t max_ra
 
 Tensor to_dtype(const Tensor& x, DType dtype) { return x.dtype() == dtype ? x : cast(x, dtype); }
 
+Tensor bias_activation(const Tensor& y, const Tensor& bias, const std::string& activation,
+                       const activations::ActivationFn& fn) {
+  if (bias.defined() && activation == "relu") return bias_relu(y, bias);
+  return fn(bias.defined() ? y + bias : y);
+}
+
 }  // namespace meshflow::layers::detail

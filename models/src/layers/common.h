@@ -8,6 +8,7 @@
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
 #include "meshflow/models/layer.h"
+#include "meshflow/models/layers/activations.h"
 #include "meshflow/models/layers/conv.h"
 #include "meshflow/models/regularizers.h"
 
@@ -53,5 +54,9 @@ const Json& required_field(const Json& c, const char* field, const char* class_n
 void check_rank(const Layer& l, const Shape& s, int64_t min_rank, int64_t max_rank, const char* what);
 // Casts floating inputs to the layer's dtype (Keras's autocast); other dtypes are cast too.
 Tensor to_dtype(const Tensor& x, DType dtype);
+// activation(y + bias) for Dense and Conv (bias may be undefined): relu(y + bias) is the one fused
+// op bias_relu (one pass forward, one backward); every other activation runs after the add.
+Tensor bias_activation(const Tensor& y, const Tensor& bias, const std::string& activation,
+                       const activations::ActivationFn& fn);
 
 }  // namespace meshflow::layers::detail

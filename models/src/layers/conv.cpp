@@ -99,8 +99,7 @@ Tensor Conv2DLayer::call(const Tensor& input) {
   Tensor y = conv2d(x, kernel_,
                     {.strides = options_.strides.vec(), .padding = options_.padding,
                      .dilation = options_.dilation_rate.vec(), .groups = options_.groups});
-  if (bias_.defined()) y = y + bias_;
-  return activation_(y);
+  return detail::bias_activation(y, bias_, options_.activation, activation_);
 }
 
 Json Conv2DLayer::get_config() const {
@@ -159,8 +158,7 @@ Tensor Conv1DLayer::call(const Tensor& input) {
   Tensor y = conv1d(x, kernel_,
                     {.stride = options_.strides, .padding = padding, .dilation = options_.dilation_rate,
                      .groups = options_.groups});
-  if (bias_.defined()) y = y + bias_;
-  return activation_(y);
+  return detail::bias_activation(y, bias_, options_.activation, activation_);
 }
 
 Json Conv1DLayer::get_config() const {

@@ -66,8 +66,7 @@ Tensor DenseLayer::call(const Tensor& input) {
   } else {
     y = matmul(x, kernel_);
   }
-  if (bias_.defined()) y = y + bias_;
-  return activation_(y);
+  return detail::bias_activation(y, bias_, options_.activation, activation_);
 }
 
 Json DenseLayer::get_config() const {

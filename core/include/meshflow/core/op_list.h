@@ -10,6 +10,7 @@
 #define MF_OPS(X) \
     X(abs) X(accumulate) X(adagrad_update) X(adam_update) X(add) X(argmax) X(argmin) X(assign) X(avg_pool2d) \
     X(avg_pool2d_grad) X(batch_norm_backward) X(batch_norm_infer) X(batch_norm_train) X(bias_gelu) \
+    X(bias_relu) X(bias_relu_backward) \
     X(cast) X(clamp_inplace) X(clip) X(concat) X(contiguous) X(conv2d) X(conv2d_grad_input) \
     X(conv2d_grad_weight) X(div) X(dropout) X(elu) X(embedding) X(eq) X(equal_mask) X(exp) X(expand) \
     X(gather) X(gather_backward) X(ge) X(gelu) X(gelu_derivative) X(gt) X(layer_norm) \

@@ -32,6 +32,9 @@ Tensor elu(const Tensor& x, double alpha = 1.0);
 Tensor gelu(const Tensor& x, bool approximate = false);  // erf form, or tanh form when approximate
 // gelu(x + bias) in one pass, bias 1-D along x's last axis (a transformer MLP's activation).
 Tensor bias_gelu(const Tensor& x, const Tensor& bias, bool approximate = false);
+// relu(x + bias), bias 1-D along x's last axis: one pass forward and one backward (with the bias's
+// gradient summed in the same sweep) on the CPU; Dense and Conv with activation="relu" use it.
+Tensor bias_relu(const Tensor& x, const Tensor& bias);
 Tensor softplus(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor clip(const Tensor& x, double lo, double hi);
