@@ -63,8 +63,10 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
       Tensors xs;
       for (size_t i = 0; i < nx; ++i) xs.push_back(ins[i], names[i]);
       Tensors out = (*this)(xs);
-      MF_CHECK(losses().empty(), "ShardedStrategy: model '", name(), "' adds layer losses (activity regularizers, ",
-               "add_loss); tensor-parallel training does not trace them yet");
+      // Layer losses (add_loss) are ops of the traced step like the rest: a sum over split rows or
+      // features comes out as a pending sum and is reduced where the loss is, so it equals one
+      // device's. They join the objective and the reported loss, as in the unsplit step.
+      const std::vector<Tensor> layer_losses = losses();
       MF_CHECK(out.size() == no, "model '", name(), "' returned ", out.size(), " outputs but was compiled for ", no);
       Tensor total;
       std::vector<Tensor> result(1);
@@ -75,6 +77,7 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
         Tensor weighted = c.loss_weights[i] == 1.0 ? li : li * c.loss_weights[i];
         total = total.defined() ? total + weighted : weighted;
       }
+      for (const Tensor& l : layer_losses) total = total.defined() ? total + l : l;
       MF_CHECK(total.defined(), "model '", name(), "' has no loss to train");
       result[0] = total;
       for (size_t i = 0; i < no; ++i) result.push_back(out[i]);

@@ -258,6 +258,55 @@ TEST(ShardedStrategyTensorParallel, RegularizedSplitLayersMatchOneDevice) {
   expect_no_errors(errors);
 }
 
+// A layer loss (add_loss) on activations split over "model" and rows split over "data": 0.01 times
+// the sum of squares of the column-parallel layer's output over the batch, and a mean of the
+// next layer's output, both traced into the step; loss and weights equal one device's.
+class ActivityPenalty : public mf::Layer {
+ public:
+  ActivityPenalty(double scale, bool mean) : Layer({.dtype = DType::F64}), scale_(scale), mean_(mean) {}
+  Tensor call(const Tensor& x) override {
+    add_loss((mean_ ? mf::mean(mf::square(x), {0, 1}) : mf::sum(mf::square(x), {0, 1})) * scale_);
+    return x;
+  }
+
+ private:
+  double scale_;
+  bool mean_;
+};
+
+std::shared_ptr<mf::Model> penalized_mlp() {
+  namespace L = mf::layers;
+  return std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      L::Dense(16, {.activation = "relu", .dtype = DType::F64, .kernel_layout = mf::layout({Replicated, "model"}),
+                    .bias_layout = mf::layout({"model"})}),
+      std::make_shared<ActivityPenalty>(0.01, false),
+      L::Dense(8, {.activation = "tanh", .dtype = DType::F64, .kernel_layout = mf::layout({"model", Replicated})}),
+      std::make_shared<ActivityPenalty>(0.5, true),
+      L::Dense(3, {.activation = "softmax", .dtype = DType::F64})});
+}
+
+TEST(ShardedStrategyTensorParallel, LayerLossesOnSplitActivationsMatchOneDevice) {
+  auto [x, y] = dp_test::data(29, {6}, 38);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = penalized_mlp();
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  ASSERT_GT(hr.history.at("loss")[0], 0.0);
+  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
+  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mesh);
+    auto scope = s.scope();
+    auto m = penalized_mlp();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+    dp_test::set_known_weights(*m, x, 0.0);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+  });
+  expect_no_errors(errors);
+}
+
 TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
   mf::distributed::LocalGroup group(2);
   mf::ShardedStrategy s(group.communicator(0), mf::Mesh({{"model", 2}}));
