@@ -8,6 +8,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "meshflow/core/ops/norm.h"
 #include "meshflow/core/optim.h"
 #include "meshflow/models/regularizers.h"
 #include "meshflow/parallel/sharded.h"
@@ -23,6 +24,9 @@ struct Model::Spmd {
   std::vector<Variable> vars;       // the optimizer's variables over `locals` (same objects every step)
   std::vector<double> copies;       // per weight: how many ranks hold each of its parts
   std::shared_ptr<distributed::Communicator> comm;
+  // Per program: the moving-statistics updates of the BatchNormalization calls it traced, whose
+  // batch statistics it returns after the model's outputs (Note [Moving statistics in the split step]).
+  std::map<int64_t, std::shared_ptr<std::vector<RunningStatsUpdate>>> running_stats;
   bool dirty = false;
 };
 
@@ -57,9 +61,18 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
       }
     }
     const std::vector<std::string> names = x.names();
-    SpmdProgram::Fn fn = [this, &c, nx, no, with_loss, names](const std::vector<Tensor>& ins) {
+    // Note [Moving statistics in the split step]: BatchNormalization updates its moving mean and
+    // variance outside the ops, from the batch's statistics, which a traced call does not have. The
+    // trace collects each pending update, the program returns the batch statistics (whole: batch
+    // norm's rule keeps the rows of a training batch together, so they are the global batch's),
+    // and every rank applies the same update after each run, as one device does.
+    auto stats = std::make_shared<std::vector<RunningStatsUpdate>>();
+    st.running_stats[n] = stats;
+    SpmdProgram::Fn fn = [this, &c, nx, no, with_loss, names, stats](const std::vector<Tensor>& ins) {
       TrainingScope training(true);
       clear_losses();
+      stats->clear();
+      CollectRunningStats collect(stats.get());
       Tensors xs;
       for (size_t i = 0; i < nx; ++i) xs.push_back(ins[i], names[i]);
       Tensors out = (*this)(xs);
@@ -81,6 +94,10 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
       MF_CHECK(total.defined(), "model '", name(), "' has no loss to train");
       result[0] = total;
       for (size_t i = 0; i < no; ++i) result.push_back(out[i]);
+      for (const RunningStatsUpdate& u : *stats) {
+        result.push_back(u.batch_mean);
+        result.push_back(u.batch_var);
+      }
       return result;
     };
     std::vector<TensorMeta> specs;
@@ -109,13 +126,6 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
       if (!annotated) annotations.emplace_back(v, *v.layout());
     }
     auto made = std::make_shared<SpmdProgram>(fn, specs, mesh, annotations, options);
-    // Batch normalization updates its moving statistics outside the traced ops, so the split step
-    // would train it but leave them stale for evaluate and predict: refused, not run silently wrong.
-    for (const auto& node : made->graph().nodes())
-      MF_CHECK(!node.op || node.op->name != "batch_norm_train", "ShardedStrategy: layer '", node.scope, "' of model '",
-               name(), "' normalizes batches in training (BatchNormalization); the tensor-parallel step does not ",
-               "update its moving statistics yet, so evaluate and predict would use stale ones. Train it under a ",
-               "data-parallel strategy, or use LayerNormalization");
     program = made;
     if (!st.first) {
       program->bind(s.process_communicator());
@@ -163,6 +173,14 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
   std::vector<Tensor> ins = x.list();
   for (size_t i : with_loss) ins.push_back(targets[i]);
   std::vector<Tensor> outs = program->run(ins);
+  {
+    const auto& updates = *st.running_stats.at(n);
+    const size_t first_stat = 1 + with_loss.size() + no;
+    MF_CHECK(outs.size() == first_stat + 2 * updates.size(), "ShardedStrategy: the split step returned ", outs.size(),
+             " values, expected ", first_stat + 2 * updates.size());
+    for (size_t k = 0; k < updates.size(); ++k)
+      apply_running_stats(updates[k], outs[first_stat + 2 * k], outs[first_stat + 2 * k + 1]);
+  }
   // Note [Penalties on parts]: an elementwise-sum penalty of a weight is the sum of its parts'
   // penalties, and its gradient on a part is the part's own. So every rank adds the penalties of
   // the parts it holds to the loss it differentiates (each copy of a replicated weight gets the

@@ -13,6 +13,9 @@
 namespace meshflow {
 namespace {
 
+// Where a traced batch_norm in training leaves its pending update (CollectRunningStats).
+thread_local std::vector<RunningStatsUpdate>* g_running_stats = nullptr;
+
 // Inputs are x, then gamma and beta when present (attrs has_gamma / has_beta say which).
 const TensorMeta* optional_input(const std::vector<TensorMeta>& in, const Attrs& a, const char* which) {
   size_t k = 1;
@@ -213,14 +216,32 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   std::vector<Tensor> inputs{x2};
   append_affine(inputs, attrs, gamma, beta);
   auto outs = call_op(op, inputs, attrs);
+  RunningStatsUpdate update{running_mean, running_var, outs[1], outs[3], momentum, m};
   if (!x.is_symbolic()) {
-    NoGradGuard no_grad;
-    Tensor batch_mean = cast(outs[1].detach(), running_mean.dtype());
-    Tensor batch_var = cast(outs[3].detach(), running_var.dtype()) * (static_cast<double>(m) / static_cast<double>(m - 1));
-    running_mean.copy_(running_mean * momentum + batch_mean * (1.0 - momentum));
-    running_var.copy_(running_var * momentum + batch_var * (1.0 - momentum));
+    apply_running_stats(update, outs[1], outs[3]);
+  } else if (g_running_stats) {
+    g_running_stats->push_back(std::move(update));
   }
   return outs[0].reshape(x.shape());
+}
+
+CollectRunningStats::CollectRunningStats(std::vector<RunningStatsUpdate>* into) : previous_(g_running_stats) {
+  g_running_stats = into;
+}
+CollectRunningStats::~CollectRunningStats() { g_running_stats = previous_; }
+
+void apply_running_stats(const RunningStatsUpdate& u, const Tensor& mean, const Tensor& var) {
+  MF_CHECK(!mean.is_symbolic() && !var.is_symbolic() && mean.shape() == u.running_mean.shape() &&
+               var.shape() == u.running_var.shape(),
+           "apply_running_stats: expected concrete batch statistics of shape ", shape_str(u.running_mean.shape()),
+           ", got ", shape_str(mean.shape()), " and ", shape_str(var.shape()));
+  NoGradGuard no_grad;
+  const double m = static_cast<double>(u.count);
+  Tensor batch_mean = cast(mean.detach(), u.running_mean.dtype());
+  Tensor batch_var = cast(var.detach(), u.running_var.dtype()) * (m / (m - 1));
+  Tensor running_mean = u.running_mean, running_var = u.running_var;
+  running_mean.copy_(running_mean * u.momentum + batch_mean * (1.0 - u.momentum));
+  running_var.copy_(running_var * u.momentum + batch_var * (1.0 - u.momentum));
 }
 
 }  // namespace meshflow
