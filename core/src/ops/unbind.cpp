@@ -5,6 +5,7 @@
 #include "meshflow/core/op.h"
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/ops/shape.h"
+#include "meshflow/core/sharding.h"
 
 namespace meshflow {
 namespace {
@@ -32,6 +33,16 @@ void unbind_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vecto
   }
 }
 
+// The unbound axis whole (each piece is one index of it); the other dimensions keep their split,
+// and a pending sum passes through (unbind is linear).
+ShardingDecision unbind_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& l, const Attrs& attrs) {
+  const int64_t rank = static_cast<int64_t>(in[0].shape.size());
+  const int64_t axis = normalize_axis(attrs.i("axis"), rank, "unbind");
+  Layout need = sharding::replicate_dims(l[0], {axis}), piece = need;
+  piece.dims.erase(piece.dims.begin() + axis);
+  return {{need}, std::vector<Layout>(static_cast<size_t>(std::max<int64_t>(in[0].shape[axis], 0)), piece)};
+}
+
 std::vector<Tensor> unbind_backward(const BackwardContext& ctx, const std::vector<Tensor>& g) {
   return {stack(g, ctx.attrs.i("axis"))};
 }
@@ -40,6 +51,7 @@ MF_STATIC_INIT {
   OpDef& d = define_op("unbind");
   d.infer = infer_unbind;
   d.backward = unbind_backward;
+  d.sharding = unbind_sharding;
   for (int t = 0; t < kNumDeviceTypes; ++t) register_kernel("unbind", static_cast<DeviceType>(t), unbind_kernel);
 }
 
