@@ -118,7 +118,8 @@ std::string format_line(const Entry& e) {
   return os.str();
 }
 
-// Merges the file's entries (for this CPU) into the table; earlier entries win.
+// Merges the file's entries (for this CPU) into the table; entries already known win, and among
+// the file's lines the first for a key (emplace keeps the earliest).
 void merge_text(Table& t, const std::string& text) {
   std::stringstream ss(text);
   for (std::string line; std::getline(ss, line);) {
@@ -223,52 +224,80 @@ int recent_kernel(const KernelKey& key) {
   return -1;
 }
 
+namespace {
+
+// Opens the table file and takes its exclusive lock; -1 when there is no file to keep.
+int lock_file() {
+  const std::string path = kernel_cache_path();
+  int fd = path.empty() ? -1 : ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd >= 0 && ::flock(fd, LOCK_EX) != 0) {
+    ::close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+// The decision for mk known to this process, after merging the file when fd is open; -1 if none.
+int known_choice(Table& t, const MapKey& mk, const std::vector<const char*>& names, int fd) {
+  if (fd >= 0) merge_text(t, read_fd(fd));
+  auto it = t.entries.find(mk);
+  return it == t.entries.end() ? -1 : index_of(names, it->second.chosen);
+}
+
+}  // namespace
+
 int choose_kernel(const KernelKey& key, double flops, const std::string& shape, const std::vector<const char*>& names,
                   const std::function<std::vector<KernelCandidate>()>& make_candidates) {
   if (int c = recent_kernel(key); c >= 0) return c;
   Table& t = table();
-  std::lock_guard<std::mutex> lock(t.mu);
-  load_once(t);
   const MapKey mk{key.op, key.dims, key.threads};
-  auto it = t.entries.find(mk);
-  int choice = it == t.entries.end() ? -1 : index_of(names, it->second.chosen);
+  int choice = -1;
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    load_once(t);
+    choice = known_choice(t, mk, names, -1);
+    if (choice < 0) {  // another process may have measured it since this one read the file
+      const int fd = lock_file();
+      if (fd >= 0) {
+        choice = known_choice(t, mk, names, fd);
+        ::close(fd);
+      }
+    }
+  }
   if (choice < 0) {
-    // Under the file's lock: another process may have measured this key since we read the file.
-    const std::string path = kernel_cache_path();
-    int fd = path.empty() ? -1 : ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0 && ::flock(fd, LOCK_EX) != 0) {
-      ::close(fd);
-      fd = -1;
-    }
-    if (fd >= 0) {
-      merge_text(t, read_fd(fd));
-      it = t.entries.find(mk);
-      choice = it == t.entries.end() ? -1 : index_of(names, it->second.chosen);
-    }
+    // Measured with no lock held: a candidate may run GEMMs whose own classes are new (im2col's),
+    // which take these locks themselves. Processes that measure the same class at once each write
+    // their line; the first in the file wins everywhere (merge_text keeps the earliest entry).
+    const std::vector<KernelCandidate> cands = make_candidates();
+    MF_CHECK(cands.size() == names.size() && !cands.empty(), "kernel table: ", key.op, " offered ", cands.size(),
+             " candidates for ", names.size(), " names");
+    const std::vector<double> secs = measure(cands);
+    Entry e;
+    e.op = key.op;
+    e.dims = key.dims;
+    e.threads = key.threads;
+    e.shape = shape;
+    e.measured_here = true;
+    const int mine = static_cast<int>(std::min_element(secs.begin(), secs.end()) - secs.begin());
+    e.chosen = names[mine];
+    for (size_t i = 0; i < names.size(); ++i)
+      e.gflops.emplace_back(names[i], secs[i] > 0 ? flops / secs[i] * 1e-9 : 0.0);
+    std::lock_guard<std::mutex> lock(t.mu);
+    const int fd = lock_file();
+    choice = known_choice(t, mk, names, fd);
     if (choice < 0) {
-      const std::vector<KernelCandidate> cands = make_candidates();
-      MF_CHECK(cands.size() == names.size() && !cands.empty(), "kernel table: ", key.op, " offered ", cands.size(),
-               " candidates for ", names.size(), " names");
-      const std::vector<double> secs = measure(cands);
-      Entry e;
-      e.op = key.op;
-      e.dims = key.dims;
-      e.threads = key.threads;
-      e.shape = shape;
-      e.measured_here = true;
-      choice = static_cast<int>(std::min_element(secs.begin(), secs.end()) - secs.begin());
-      e.chosen = names[choice];
-      for (size_t i = 0; i < names.size(); ++i)
-        e.gflops.emplace_back(names[i], secs[i] > 0 ? flops / secs[i] * 1e-9 : 0.0);
       if (fd >= 0) {
         const std::string line = format_line(e);
         [[maybe_unused]] ssize_t w = ::write(fd, line.data(), line.size());
       }
-      it = t.entries.insert_or_assign(mk, std::move(e)).first;
+      t.entries.insert_or_assign(mk, std::move(e));
+      choice = mine;
     }
     if (fd >= 0) ::close(fd);  // releases the lock
   }
-  if (it->second.used_order < 0) it->second.used_order = t.uses++;
+  std::lock_guard<std::mutex> lock(t.mu);
+  Entry& entry = t.entries.at(mk);
+  if (entry.used_order < 0) entry.used_order = t.uses++;
   Recent& r = recent();
   r.slots[r.next] = Cached{key, choice};
   r.next = (r.next + 1) % r.slots.size();

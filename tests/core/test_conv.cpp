@@ -294,5 +294,5 @@ TEST(Conv2d, Float32KernelsAgreeWithFloat64Gradients) {
             << shape_str(cs.w);
     }
   }
-  set_cpu_conv_algorithm(ConvAlgorithm::OneDnn);
+  set_cpu_conv_algorithm(ConvAlgorithm::Auto);
 }

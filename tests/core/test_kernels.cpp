@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <unistd.h>
 
 #include "meshflow/core/kernels.h"
+#include "meshflow/core/ops/conv.h"
 #include "test_util.h"
 
 using namespace meshflow;
@@ -28,6 +30,7 @@ class KernelTable : public ::testing::Test {
     ::setenv("MESHFLOW_KERNEL_CACHE", path_.c_str(), 1);
     reset_cpu_kernel_table();
     set_cpu_gemm_library(GemmLibrary::Auto);
+    set_cpu_conv_algorithm(ConvAlgorithm::Auto);
   }
   void TearDown() override {
     std::remove(path_.c_str());
@@ -134,6 +137,34 @@ TEST_F(KernelTable, ADecisionInTheFileIsTakenWithoutMeasuring) {
   ASSERT_EQ(choices.size(), 1u);
   EXPECT_FALSE(choices[0].measured_here);
   EXPECT_EQ(choices[0].chosen, other);
+}
+
+// Convolutions: each of the three kernels gets a decision per geometry, and Auto gives what the
+// forced im2col path gives (itself checked against float64 loops in test_conv.cpp).
+TEST_F(KernelTable, ConvolutionsChooseTheirKernelPerGeometry) {
+  if (!onednn_available()) GTEST_SKIP() << "oneDNN is not built in: im2col runs every convolution";
+  Tensor x = random_tensor({4, 9, 9, 3}, 21, -1, 1, DType::F32), w = random_tensor({3, 3, 3, 8}, 22, -1, 1, DType::F32);
+  x.set_requires_grad();
+  w.set_requires_grad();
+  auto run = [&](ConvAlgorithm alg) {
+    set_cpu_conv_algorithm(alg);
+    Tensor y = conv2d(x, w, {.strides = {2, 1}, .padding = "same"});
+    std::vector<Tensor> g = grad({sum(mul(y, y))}, {x, w});
+    set_cpu_conv_algorithm(ConvAlgorithm::Auto);
+    return std::vector<Tensor>{y.detach(), g[0], g[1]};
+  };
+  std::vector<Tensor> forced = run(ConvAlgorithm::Im2col);
+  for (const KernelChoice& c : cpu_kernel_choices()) EXPECT_EQ(c.op, "sgemm") << "forced im2col measured " << c.shape;
+  std::vector<Tensor> chosen = run(ConvAlgorithm::Auto);
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(tensors_near(chosen[i], forced[i], 1e-4, 1e-4)) << "output " << i;
+  std::set<std::string> ops;
+  for (const KernelChoice& c : cpu_kernel_choices()) {
+    if (c.op == "sgemm") continue;
+    ops.insert(c.op);
+    ASSERT_EQ(c.gflops.size(), 2u) << c.op;
+    EXPECT_EQ(c.chosen, c.gflops[0].second >= c.gflops[1].second ? "im2col" : "oneDNN") << c.op << " " << c.shape;
+  }
+  EXPECT_EQ(ops, (std::set<std::string>{"conv2d", "conv2d_grad_input", "conv2d_grad_weight"}));
 }
 
 TEST_F(KernelTable, NoFileMeansMeasuredInMemoryOnly) {

@@ -113,7 +113,7 @@ void check_positive(const std::vector<int64_t>& v, size_t n, const char* what, c
   for (int64_t e : v) MF_CHECK(e >= 1, op, ": ", what, " must be positive, got ", e);
 }
 
-std::atomic<ConvAlgorithm> g_cpu_conv_algorithm{ConvAlgorithm::OneDnn};
+std::atomic<ConvAlgorithm> g_cpu_conv_algorithm{ConvAlgorithm::Auto};
 
 }  // namespace
 

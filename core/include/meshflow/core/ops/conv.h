@@ -36,9 +36,10 @@ Tensor conv1d(const Tensor& x, const Tensor& w, const Conv1dOptions& options = {
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options = {});  // padding excluded from the mean
 
-// Which CPU kernel runs f32 convolutions: oneDNN (the default, measured faster; see
-// docs/decisions.md) or im2col + GEMM (always used for f64; selectable for comparisons).
-enum class ConvAlgorithm { OneDnn, Im2col };
+// Which CPU kernel runs f32 convolutions: Auto (the default) times oneDNN's convolution and
+// im2col + GEMM on the first call of each geometry and keeps the faster (the kernel table of
+// meshflow/core/kernels.h, docs/kernels.md); OneDnn or Im2col force one. f64 always runs im2col.
+enum class ConvAlgorithm { Auto, OneDnn, Im2col };
 void set_cpu_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm cpu_conv_algorithm();
 
