@@ -7,19 +7,10 @@
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "ops/unary_common.h"
 
 namespace meshflow {
 namespace {
-
-std::vector<TensorMeta> infer_bias_gelu(const std::vector<TensorMeta>& in, const Attrs&) {
-  const TensorMeta &x = in[0], &b = in[1];
-  MF_CHECK(is_floating(x.dtype), "bias_gelu: x must be floating, got ", dtype_name(x.dtype));
-  MF_CHECK(b.dtype == x.dtype, "bias_gelu: bias is ", dtype_name(b.dtype), " but x is ", dtype_name(x.dtype));
-  MF_CHECK(!x.shape.empty() && b.shape.size() == 1 && (x.shape.back() < 0 || b.shape[0] == x.shape.back()),
-           "bias_gelu: bias must be 1-D with x's last dimension: x ", shape_str(x.shape), ", bias ",
-           shape_str(b.shape));
-  return {x};
-}
 
 // With z = x + bias: dx = g * gelu'(z), dbias = dx summed over every axis but the last.
 std::vector<Tensor> bias_gelu_backward(const BackwardContext& c, const std::vector<Tensor>& g) {
@@ -30,7 +21,7 @@ std::vector<Tensor> bias_gelu_backward(const BackwardContext& c, const std::vect
 
 MF_STATIC_INIT {
   OpDef& d = define_op("bias_gelu");
-  d.infer = infer_bias_gelu;
+  d.infer = internal::infer_bias_epilogue;
   d.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   d.backward = bias_gelu_backward;
 }

@@ -9,19 +9,10 @@
 #include "meshflow/core/op_list.h"
 #include "meshflow/core/sharding.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "ops/unary_common.h"
 
 namespace meshflow {
 namespace {
-
-std::vector<TensorMeta> infer_bias_relu(const std::vector<TensorMeta>& in, const Attrs&) {
-  const TensorMeta &x = in[0], &b = in[1];
-  MF_CHECK(is_floating(x.dtype), "bias_relu: x must be floating, got ", dtype_name(x.dtype));
-  MF_CHECK(b.dtype == x.dtype, "bias_relu: bias is ", dtype_name(b.dtype), " but x is ", dtype_name(x.dtype));
-  MF_CHECK(!x.shape.empty() && b.shape.size() == 1 && (x.shape.back() < 0 || b.shape[0] == x.shape.back()),
-           "bias_relu: bias must be 1-D with x's last dimension: x ", shape_str(x.shape), ", bias ",
-           shape_str(b.shape));
-  return {x};
-}
 
 // bias_relu_backward(g, y) -> dx [, dbias]: the second output only when attrs "bias_grad".
 std::vector<TensorMeta> infer_bias_relu_backward(const std::vector<TensorMeta>& in, const Attrs& a) {
@@ -43,7 +34,7 @@ std::vector<Tensor> bias_relu_backward(const BackwardContext& c, const std::vect
 
 MF_STATIC_INIT {
   OpDef& d = define_op("bias_relu");
-  d.infer = infer_bias_relu;
+  d.infer = internal::infer_bias_epilogue;
   d.sharding = sharding::elementwise_rule<sharding::PartialRule::None>;
   d.backward = bias_relu_backward;
   d.save_outputs = true;

@@ -66,6 +66,16 @@ std::vector<TensorMeta> infer_unary_numeric(const std::vector<TensorMeta>& in, c
   return {in[0]};
 }
 
+std::vector<TensorMeta> infer_bias_epilogue(const std::vector<TensorMeta>& in, const Attrs&) {
+  const char* op = current_op_name();
+  const TensorMeta &x = in[0], &b = in[1];
+  MF_CHECK(is_floating(x.dtype), op, ": x must be floating, got ", dtype_name(x.dtype));
+  MF_CHECK(b.dtype == x.dtype, op, ": bias is ", dtype_name(b.dtype), " but x is ", dtype_name(x.dtype));
+  MF_CHECK(!x.shape.empty() && b.shape.size() == 1 && (x.shape.back() < 0 || b.shape[0] == x.shape.back()), op,
+           ": bias must be 1-D with x's last dimension: x ", shape_str(x.shape), ", bias ", shape_str(b.shape));
+  return {x};
+}
+
 std::vector<TensorMeta> infer_unary_float(const std::vector<TensorMeta>& in, const Attrs&) {
   const char* op = current_op_name();
   MF_CHECK(is_floating(in[0].dtype), op, ": needs a floating tensor, got ", dtype_name(in[0].dtype),

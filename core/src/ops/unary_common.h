@@ -9,6 +9,9 @@ namespace meshflow::internal {
 std::vector<TensorMeta> infer_unary_numeric(const std::vector<TensorMeta>& in, const Attrs& attrs);
 // Output like the input; the input must be floating (exp, log, activations).
 std::vector<TensorMeta> infer_unary_float(const std::vector<TensorMeta>& in, const Attrs& attrs);
+// Output like x for the fused bias ops (bias_gelu, bias_relu): x floating, bias 1-D of x's dtype
+// and last dimension; errors name the op being defined.
+std::vector<TensorMeta> infer_bias_epilogue(const std::vector<TensorMeta>& in, const Attrs& attrs);
 // The sharding rule of a non-linear elementwise op of one input: the output as the input, whose
 // pending sums (if any) must be summed first.
 ShardingDecision unary_nonlinear_sharding(const std::vector<TensorMeta>& in, const std::vector<Layout>& layouts,
