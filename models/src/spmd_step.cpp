@@ -8,6 +8,7 @@
 #include "meshflow/core/autograd.h"
 #include "meshflow/core/error.h"
 #include "meshflow/core/ops/elementwise.h"
+#include "meshflow/core/ops/nn.h"
 #include "meshflow/core/ops/norm.h"
 #include "meshflow/core/optim.h"
 #include "meshflow/models/regularizers.h"
@@ -27,6 +28,9 @@ struct Model::Spmd {
   // Per program: the moving-statistics updates of the BatchNormalization calls it traced, whose
   // batch statistics it returns after the model's outputs (Note [Moving statistics in the split step]).
   std::map<int64_t, std::shared_ptr<std::vector<RunningStatsUpdate>>> running_stats;
+  // Per program: the dropout calls it traced, and how many times it has run (Note [Masks per step]).
+  std::map<int64_t, std::shared_ptr<std::vector<TracedDraw>>> draws;
+  std::map<int64_t, int64_t> runs;
   bool dirty = false;
 };
 
@@ -68,11 +72,15 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
     // and every rank applies the same update after each run, as one device does.
     auto stats = std::make_shared<std::vector<RunningStatsUpdate>>();
     st.running_stats[n] = stats;
-    SpmdProgram::Fn fn = [this, &c, nx, no, with_loss, names, stats](const std::vector<Tensor>& ins) {
+    auto draws = std::make_shared<std::vector<TracedDraw>>();
+    st.draws[n] = draws;
+    SpmdProgram::Fn fn = [this, &c, nx, no, with_loss, names, stats, draws](const std::vector<Tensor>& ins) {
       TrainingScope training(true);
       clear_losses();
       stats->clear();
+      draws->clear();
       CollectRunningStats collect(stats.get());
+      CollectDraws collect_draws(draws.get());
       Tensors xs;
       for (size_t i = 0; i < nx; ++i) xs.push_back(ins[i], names[i]);
       Tensors out = (*this)(xs);
@@ -172,6 +180,24 @@ std::map<std::string, double> Model::run_spmd_step(const Tensors& x, const Tenso
   }
   std::vector<Tensor> ins = x.list();
   for (size_t i : with_loss) ins.push_back(targets[i]);
+  // Note [Masks per step]: the trace reserved its dropout counters as the first step's eager calls
+  // would, so the first run replays them. Each later run reserves the same number again from each
+  // generator, in the traced order, as one device's next step does, so every step draws new masks
+  // and the split run drops what one device drops.
+  if (st.runs[n]++ > 0 && !st.draws.at(n)->empty()) {
+    std::map<Generator*, std::pair<uint64_t, uint64_t>> span;  // generator -> (first traced counter, total)
+    for (const TracedDraw& d : *st.draws.at(n)) {
+      auto it = span.try_emplace(d.generator, d.counter, 0).first;
+      it->second.first = std::min(it->second.first, d.counter);
+      it->second.second += d.blocks;
+    }
+    std::map<Generator*, uint64_t> base;
+    for (const auto& [g, s] : span) base[g] = g->reserve(s.second);
+    std::map<std::pair<uint64_t, uint64_t>, uint64_t> counters;
+    for (const TracedDraw& d : *st.draws.at(n))
+      counters[{d.seed, d.counter}] = base.at(d.generator) + (d.counter - span.at(d.generator).first);
+    program->set_counters(std::move(counters));
+  }
   std::vector<Tensor> outs = program->run(ins);
   {
     const auto& updates = *st.running_stats.at(n);

@@ -410,6 +410,17 @@ std::vector<Tensor> SpmdProgram::run(const std::vector<Tensor>& inputs) {
     for (int o : node.outputs)
       expect.push_back(local_shape(values[static_cast<size_t>(o)].meta.shape, layouts_[static_cast<size_t>(o)], mesh_, m.rank));
     if (node.op->name == "reshape" || node.op->name == "expand") attrs.set("shape", expect[0]);
+    if (node.op->name == "dropout") {
+      // The part's place in the whole, so it draws the mask one device draws there.
+      const size_t o = static_cast<size_t>(node.outputs[0]);
+      const Shape& whole = values[o].meta.shape;
+      std::vector<int64_t> start(whole.size(), 0);
+      for (size_t d = 0; d < whole.size() && d < layouts_[o].dims.size(); ++d)
+        start[d] = local_range(whole[d], layouts_[o].dims[d].axes, mesh_, m.rank).first;
+      attrs.set("global_shape", whole).set("shard_start", start);
+      auto it = counters_.find({static_cast<uint64_t>(attrs.i("seed")), static_cast<uint64_t>(attrs.i("counter"))});
+      if (it != counters_.end()) attrs.set("counter", static_cast<int64_t>(it->second));
+    }
     std::vector<Tensor> outs = call_op(*node.op, ins, attrs);
     if (plan.rescale_mean) {
       // The kernel divided by the local count of reduced elements; the mean is over the global count.

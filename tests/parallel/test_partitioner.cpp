@@ -545,9 +545,20 @@ TEST(Partitioner, BadAnnotationsAreNamed) {
 }
 
 TEST(Partitioner, OpWithoutRuleIsNamed) {
-  // dropout has no sharding rule (each device would draw its own mask): the program refuses it
-  // instead of gathering silently.
-  auto fn = [](const std::vector<Tensor>& xs) { return std::vector<Tensor>{mf::dropout(xs[0], 0.5, true)}; };
+  // Every op of the registry has a rule now; one registered here without one is refused by name
+  // instead of gathered silently.
+  static const bool defined = [] {
+    mf::OpDef& d = mf::define_op("test_op_without_rule");
+    d.infer = [](const std::vector<mf::TensorMeta>& in, const mf::Attrs&) { return in; };
+    mf::register_kernel("test_op_without_rule", mf::DeviceType::CPU,
+                        [](const mf::ExecContext&, const std::vector<Tensor>& in, std::vector<Tensor>& out,
+                           const mf::Attrs&) { out[0].copy_(in[0]); });
+    return true;
+  }();
+  ASSERT_TRUE(defined);
+  auto fn = [](const std::vector<Tensor>& xs) {
+    return std::vector<Tensor>{mf::call_op1(mf::get_op("test_op_without_rule"), {xs[0]})};
+  };
   EXPECT_MF_ERROR(mf::SpmdProgram(fn, {{{4, 4}, DType::F64}}, mf::Mesh({{"model", 2}}), {}),
-                  "op dropout has no sharding rule");
+                  "op test_op_without_rule has no sharding rule");
 }

@@ -327,6 +327,43 @@ TEST(ShardedStrategyTensorParallel, LayerLossesOnSplitActivationsMatchOneDevice)
   expect_no_errors(errors);
 }
 
+// Dropout on split activations (after the column-parallel layer: features split over "model",
+// rows over "data"): each part draws its elements' mask from their global indices, and every step
+// after the first reserves new counters as one device's step does, so two epochs of masks match
+// one device's (the same mask every step, or a part drawing from its local indices, would not).
+// Seeded layers: the device threads of one process would otherwise share the global generator.
+std::shared_ptr<mf::Model> dropout_mlp() {
+  namespace L = mf::layers;
+  return std::make_shared<mf::Sequential>(std::vector<std::shared_ptr<mf::Layer>>{
+      L::Dense(16, {.activation = "relu", .dtype = DType::F64, .kernel_layout = mf::layout({Replicated, "model"}),
+                    .bias_layout = mf::layout({"model"})}),
+      L::Dropout(0.3, {.seed = 11, .dtype = DType::F64}),
+      L::Dense(8, {.activation = "tanh", .dtype = DType::F64, .kernel_layout = mf::layout({"model", Replicated})}),
+      L::Dropout(0.25, {.seed = 12, .dtype = DType::F64}),
+      L::Dense(3, {.activation = "softmax", .dtype = DType::F64})});
+}
+
+TEST(ShardedStrategyTensorParallel, DropoutOnSplitActivationsMatchesOneDevice) {
+  auto [x, y] = dp_test::data(29, {6}, 39);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = dropout_mlp();
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
+  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mesh);
+    auto scope = s.scope();
+    auto m = dropout_mlp();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+    dp_test::set_known_weights(*m, x, 0.0);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+  });
+  expect_no_errors(errors);
+}
+
 TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
   mf::distributed::LocalGroup group(2);
   mf::ShardedStrategy s(group.communicator(0), mf::Mesh({{"model", 2}}));

@@ -34,6 +34,36 @@ void dropout_kernel(const ExecContext&, const std::vector<Tensor>& in, std::vect
       const C scale = C(1.0 / (1.0 - rate));
       const T* src = x.data<T>();
       T* dst = y.data<T>();
+      if (a.has("global_shape")) {
+        // A part of a split tensor (the partitioner's attrs): element i of the part is element g of
+        // the whole, and takes word g % 4 of philox(seed, counter + g / 4), as one device would.
+        const std::vector<int64_t> whole = a.ints("global_shape"), start = a.ints("shard_start");
+        const Shape& part = y.shape();
+        const size_t rank = part.size();
+        MF_CHECK(whole.size() == rank && start.size() == rank, "dropout: global_shape ", shape_str(whole),
+                 " and shard_start do not match the part ", shape_str(part));
+        std::vector<int64_t> stride(rank, 1);
+        for (size_t d = rank; d-- > 1;) stride[d - 1] = stride[d] * whole[d];
+        parallel_for(0, n, 4096, [&](int64_t b, int64_t e) {
+          std::vector<int64_t> at(rank, 0);
+          for (int64_t i = b, d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
+            at[static_cast<size_t>(d)] = i % part[static_cast<size_t>(d)];
+            i /= part[static_cast<size_t>(d)];
+          }
+          for (int64_t i = b; i < e; ++i) {
+            int64_t g = 0;
+            for (size_t d = 0; d < rank; ++d) g += (start[d] + at[d]) * stride[d];
+            uint32_t r[4];
+            philox4x32(seed, counter + static_cast<uint64_t>(g / 4), r);
+            dst[i] = r[g % 4] >= threshold ? T(C(src[i]) * scale) : T(C(0));
+            for (size_t d = rank; d-- > 0;) {  // the next element's coordinates
+              if (++at[d] < part[d]) break;
+              at[d] = 0;
+            }
+          }
+        });
+        return;
+      }
       const int64_t groups = (n + 3) / 4;
       parallel_for(0, groups, 4096, [&](int64_t b, int64_t e) {
         for (int64_t j = b; j < e; ++j) {

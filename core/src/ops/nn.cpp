@@ -11,6 +11,9 @@
 namespace meshflow {
 namespace {
 
+// Where traced dropout calls are recorded (CollectDraws).
+thread_local std::vector<TracedDraw>* g_draws = nullptr;
+
 // dropout: input x, attrs (rate, seed, counter) ---------------------------------------------------
 // Note [Dropout mask from attrs]: the mask is not stored. Element i keeps its value when word
 // i % 4 of philox(seed, counter + i / 4) is at least rate * 2^32, so the mask is a pure function
@@ -44,6 +47,10 @@ MF_STATIC_INIT {
   OpDef& d = define_op("dropout");
   d.infer = infer_dropout;
   d.backward = dropout_backward;
+  // Linear, so a pending sum passes through. A split part draws its elements' mask from their
+  // global indices (the attrs global_shape and shard_start, set by the partitioner), so the parts
+  // together drop what one device drops (Note [Dropout mask from attrs]).
+  d.sharding = sharding::elementwise_rule<sharding::PartialRule::Pass>;
   OpDef& o = define_op("one_hot");
   o.infer = infer_one_hot;  // not differentiable: the ids are integers
   // The ids' splits carry over; the new class axis is whole.
@@ -63,13 +70,18 @@ Tensor dropout(const Tensor& x, double rate, bool training, Generator& gen) {
            " (rate is the fraction of elements dropped)");
   if (!training || rate == 0.0) return x;
   const int64_t n = std::max<int64_t>(shape_numel(x.shape()), 0);
-  const uint64_t counter = gen.reserve(static_cast<uint64_t>((n + 3) / 4));
+  const uint64_t blocks = static_cast<uint64_t>((n + 3) / 4);
+  const uint64_t counter = gen.reserve(blocks);
+  if (x.is_symbolic() && g_draws) g_draws->push_back({&gen, gen.seed(), counter, blocks});
   // Seeds travel as int64 attrs; the bits are the same.
   return call_op1(op, {x},
                   {{"rate", rate},
                    {"seed", static_cast<int64_t>(gen.seed())},
                    {"counter", static_cast<int64_t>(counter)}});
 }
+
+CollectDraws::CollectDraws(std::vector<TracedDraw>* into) : previous_(g_draws) { g_draws = into; }
+CollectDraws::~CollectDraws() { g_draws = previous_; }
 
 Tensor dropout(const Tensor& x, double rate, bool training) {
   return dropout(x, rate, training, default_generator());

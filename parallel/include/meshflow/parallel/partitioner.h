@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -138,6 +139,10 @@ class SpmdProgram {
   // whole one (no traffic), and the whole one from every device's part (a collective).
   Tensor part_of(const Tensor& whole, const Tensor& weight) const;
   Tensor gather(const Tensor& part, const Tensor& weight) const;
+  // Every run replays the dropout masks fn was traced with. A caller that wants new masks (a
+  // training step) maps each traced call's (seed, counter) to the counter the next runs use,
+  // reserved from the same generator (TracedDraw, CollectDraws in core/ops/nn.h).
+  void set_counters(std::map<std::pair<uint64_t, uint64_t>, uint64_t> counters) { counters_ = std::move(counters); }
 
   struct Impl;
 
@@ -147,6 +152,7 @@ class SpmdProgram {
   Mesh mesh_;
   Graph graph_;
   std::vector<Layout> layouts_;
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> counters_;
   std::unique_ptr<Impl> impl_;
 };
 

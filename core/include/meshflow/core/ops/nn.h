@@ -17,6 +17,26 @@ Tensor embedding(const Tensor& ids, const Tensor& table);
 Tensor dropout(const Tensor& x, double rate, bool training, Generator& gen);
 Tensor dropout(const Tensor& x, double rate, bool training);  // the default generator
 
+// Traced (symbolic x), dropout reserves its counters as an eager call would and records them in
+// the op's attrs, so every run of the traced ops replays that one mask. A step that runs a trace
+// once per training step and wants a new mask each time (the tensor-parallel step) collects the
+// traced calls and, before each later run, reserves fresh counters from the same generators
+// (SpmdProgram::set_counters). The generator must outlive the trace's use.
+struct TracedDraw {
+  Generator* generator = nullptr;
+  uint64_t seed = 0, counter = 0, blocks = 0;  // the attrs the traced call got; blocks = counters used
+};
+class CollectDraws {
+ public:
+  explicit CollectDraws(std::vector<TracedDraw>* into);  // this thread, while alive
+  ~CollectDraws();
+  CollectDraws(const CollectDraws&) = delete;
+  CollectDraws& operator=(const CollectDraws&) = delete;
+
+ private:
+  std::vector<TracedDraw>* previous_;
+};
+
 // ids (i32/i64, any shape) -> ids.shape + [depth]; an id outside [0, depth) gives a row of
 // zeros, as tf.one_hot does (-1 is the usual "no class"). Not differentiable.
 Tensor one_hot(const Tensor& ids, int64_t depth, DType dtype = DType::F32);
