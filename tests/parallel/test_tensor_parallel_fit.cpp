@@ -243,6 +243,30 @@ TEST(ShardedStrategyTensorParallel, BatchNormalizationMovingStatisticsMatchOneDe
   expect_no_errors(errors);
 }
 
+// A model whose layers carry their layouts (Dense's kernel_layout), trained for two epochs on a
+// 2x2 data x model mesh of threads and on one device: History and weights must agree on every rank.
+void expect_split_fit_matches_one_device(std::shared_ptr<mf::Model> (*build)(), uint64_t seed) {
+  auto [x, y] = dp_test::data(29, {6}, seed);
+  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
+  auto reference = build();
+  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+  dp_test::set_known_weights(*reference, x, 0.0);
+  mf::History hr = reference->fit({x}, {y}, fo);
+  ASSERT_GT(hr.history.at("loss")[0], 0.0);
+  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
+  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
+    mf::ShardedStrategy s(comm, mesh);
+    auto scope = s.scope();
+    auto m = build();
+    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
+    dp_test::set_known_weights(*m, x, 0.0);
+    mf::History h = m->fit({x}, {y}, fo);
+    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
+    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
+  });
+  expect_no_errors(errors);
+}
+
 // Weight penalties on split layers: each rank adds its parts' L1/L2 terms; the loss (data plus
 // penalties, as Keras reports it) and the weights equal one device's on a 2x2 mesh.
 std::shared_ptr<mf::Model> regularized_mlp() {
@@ -257,26 +281,7 @@ std::shared_ptr<mf::Model> regularized_mlp() {
       L::Dense(3, {.activation = "softmax", .kernel_regularizer = R::L2(0.05), .dtype = DType::F64})});
 }
 
-TEST(ShardedStrategyTensorParallel, RegularizedSplitLayersMatchOneDevice) {
-  auto [x, y] = dp_test::data(29, {6}, 37);
-  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
-  auto reference = regularized_mlp();
-  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
-  dp_test::set_known_weights(*reference, x, 0.0);
-  mf::History hr = reference->fit({x}, {y}, fo);
-  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
-  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
-    mf::ShardedStrategy s(comm, mesh);
-    auto scope = s.scope();
-    auto m = regularized_mlp();
-    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
-    dp_test::set_known_weights(*m, x, 0.0);
-    mf::History h = m->fit({x}, {y}, fo);
-    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
-    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
-  });
-  expect_no_errors(errors);
-}
+TEST(ShardedStrategyTensorParallel, RegularizedSplitLayersMatchOneDevice) { expect_split_fit_matches_one_device(regularized_mlp, 37); }
 
 // A layer loss (add_loss) on activations split over "model" and rows split over "data": 0.01 times
 // the sum of squares of the column-parallel layer's output over the batch, and a mean of the
@@ -305,27 +310,7 @@ std::shared_ptr<mf::Model> penalized_mlp() {
       L::Dense(3, {.activation = "softmax", .dtype = DType::F64})});
 }
 
-TEST(ShardedStrategyTensorParallel, LayerLossesOnSplitActivationsMatchOneDevice) {
-  auto [x, y] = dp_test::data(29, {6}, 38);
-  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
-  auto reference = penalized_mlp();
-  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
-  dp_test::set_known_weights(*reference, x, 0.0);
-  mf::History hr = reference->fit({x}, {y}, fo);
-  ASSERT_GT(hr.history.at("loss")[0], 0.0);
-  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
-  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
-    mf::ShardedStrategy s(comm, mesh);
-    auto scope = s.scope();
-    auto m = penalized_mlp();
-    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
-    dp_test::set_known_weights(*m, x, 0.0);
-    mf::History h = m->fit({x}, {y}, fo);
-    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
-    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
-  });
-  expect_no_errors(errors);
-}
+TEST(ShardedStrategyTensorParallel, LayerLossesOnSplitActivationsMatchOneDevice) { expect_split_fit_matches_one_device(penalized_mlp, 38); }
 
 // Dropout on split activations (after the column-parallel layer: features split over "model",
 // rows over "data"): each part draws its elements' mask from their global indices, and every step
@@ -343,26 +328,7 @@ std::shared_ptr<mf::Model> dropout_mlp() {
       L::Dense(3, {.activation = "softmax", .dtype = DType::F64})});
 }
 
-TEST(ShardedStrategyTensorParallel, DropoutOnSplitActivationsMatchesOneDevice) {
-  auto [x, y] = dp_test::data(29, {6}, 39);
-  mf::FitOptions fo{.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle = false};
-  auto reference = dropout_mlp();
-  reference->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
-  dp_test::set_known_weights(*reference, x, 0.0);
-  mf::History hr = reference->fit({x}, {y}, fo);
-  const mf::Mesh mesh({{"data", 2}, {"model", 2}});
-  auto errors = on_devices(mesh.size(), [&](int r, std::shared_ptr<mf::distributed::Communicator> comm) {
-    mf::ShardedStrategy s(comm, mesh);
-    auto scope = s.scope();
-    auto m = dropout_mlp();
-    m->compile({.optimizer = adam(""), .loss = "sparse_categorical_crossentropy"});
-    dp_test::set_known_weights(*m, x, 0.0);
-    mf::History h = m->fit({x}, {y}, fo);
-    EXPECT_TRUE(dp_test::histories_near(h, hr, 1e-10)) << "rank " << r;
-    EXPECT_TRUE(dp_test::weights_near(*m, *reference, 1e-10)) << "rank " << r;
-  });
-  expect_no_errors(errors);
-}
+TEST(ShardedStrategyTensorParallel, DropoutOnSplitActivationsMatchesOneDevice) { expect_split_fit_matches_one_device(dropout_mlp, 39); }
 
 TEST(ShardedStrategyTensorParallel, BadAnnotationsAreNamed) {
   mf::distributed::LocalGroup group(2);
