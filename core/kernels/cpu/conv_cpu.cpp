@@ -13,7 +13,8 @@
 namespace meshflow {
 namespace {
 
-// Packs four dimensions below 2^16 into one key word; -1 when one does not fit (not measured).
+// Packs four dimensions below 2^15 into one key word (16 bits each, the sign bit clear); -1 when one
+// does not fit (that call is not measured).
 int64_t pack4(const Shape& s) {
   int64_t k = 0;
   for (int64_t d : s) {
